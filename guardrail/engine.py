@@ -1,0 +1,123 @@
+"""The policy engine: ``evaluate(policy, scores) -> Verdict``.
+
+Pure: no I/O, no model, no environment. Precedence: a block-list match blocks; otherwise an
+allow-list match allows; otherwise the thresholds decide and the most severe action wins.
+"""
+
+from __future__ import annotations
+
+from guardrail.policy import DirectionThresholds, Policy, Thresholds
+from guardrail.types import Action, FiredCategory, Role, ScoreSet, Verdict
+
+__all__ = ["error_verdict", "evaluate"]
+
+
+def _fire(name: str, score: float, thresholds: Thresholds | None) -> FiredCategory | None:
+    if thresholds is None:
+        return None
+    if thresholds.block_at is not None and score >= thresholds.block_at:
+        return FiredCategory(
+            category=name, score=score, threshold=thresholds.block_at, action=Action.BLOCK
+        )
+    if thresholds.flag_at is not None and score >= thresholds.flag_at:
+        return FiredCategory(
+            category=name, score=score, threshold=thresholds.flag_at, action=Action.FLAG
+        )
+    return None
+
+
+def _fired(
+    policy: Policy, scores: ScoreSet, role: Role, limits: DirectionThresholds
+) -> list[FiredCategory]:
+    fired = []
+    overall = _fire("unsafe", scores.unsafe, limits.unsafe)
+    if overall:
+        fired.append(overall)
+    for cat in policy.resolved_taxonomy.for_role(role):
+        score = scores.categories.get(cat.id)
+        if score is None:
+            continue
+        hit = _fire(cat.id, score, limits.for_category(cat.id))
+        if hit:
+            fired.append(hit)
+    fired.sort(key=lambda f: (-f.action.severity, -f.score))
+    return fired
+
+
+def evaluate(
+    policy: Policy,
+    scores: ScoreSet,
+    *,
+    role: Role = Role.PROMPT,
+    text: str | None = None,
+    notes: tuple[str, ...] = (),
+) -> Verdict:
+    """Decide what to do with one scored text.
+
+    Args:
+        policy: the policy to apply.
+        scores: the classifier's scores for the text.
+        role: prompt or response (thresholds and categories differ).
+        text: the text, for block- and allow-list matching (lists are skipped when None).
+        notes: remarks to carry into the verdict.
+
+    Returns:
+        The verdict: action, fired thresholds, what decided, language, policy identity.
+    """
+    role = Role(role)
+    language = scores.language
+    limits = policy.thresholds_for(role, language)
+    fired = _fired(policy, scores, role, limits)
+    decided_by: list[str] = []
+    extra_notes = list(notes)
+    if text is not None and (hit := policy.blocklist.search(text, role)) is not None:
+        action = Action.BLOCK
+        decided_by.append("blocklist")
+        extra_notes.append(f"blocklist matched {hit[:80]!r}")
+    elif text is not None and (hit := policy.allowlist.search(text, role)) is not None:
+        action = Action.ALLOW
+        decided_by.append("allowlist")
+        extra_notes.append(f"allowlist matched {hit[:80]!r}")
+    else:
+        action = Action.most_severe(*(f.action for f in fired))
+        if fired:
+            decided_by.append("threshold")
+    if action is not Action.ALLOW or decided_by:
+        if scores.stage:
+            decided_by.append(f"stage:{scores.stage}")
+        if scores.view:
+            decided_by.append(f"view:{scores.view}")
+    return Verdict(
+        action=action,
+        role=role,
+        scores=scores,
+        categories=tuple(fired),
+        decided_by=tuple(decided_by),
+        language=language,
+        language_confidence=scores.language_confidence,
+        classifier=scores.classifier,
+        policy=policy.name,
+        policy_hash=policy.content_hash,
+        notes=tuple(extra_notes) + scores.notes,
+    )
+
+
+def error_verdict(
+    policy: Policy, *, role: Role, error: str, classifier: str = "", language: str | None = None
+) -> Verdict:
+    """The verdict when scoring failed: the policy's ``on_error`` decides (block fails closed)."""
+    action = Action.BLOCK if policy.on_error == "block" else Action.ALLOW
+    return Verdict(
+        action=action,
+        role=Role(role),
+        scores=ScoreSet(unsafe=0.0, classifier=classifier, language=language),
+        decided_by=("error",),
+        language=language,
+        classifier=classifier,
+        policy=policy.name,
+        policy_hash=policy.content_hash,
+        notes=(
+            f"classifier error ({'fail closed' if action is Action.BLOCK else 'fail open'}): "
+            f"{error}",
+        ),
+    )

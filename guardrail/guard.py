@@ -1,0 +1,379 @@
+"""``Guard``: one policy and its classifier; the object every adapter uses."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from guardrail._text import split_parts
+from guardrail.classifiers.base import Classifier
+from guardrail.engine import error_verdict, evaluate
+from guardrail.errors import ClassifierError, ClassifierTimeout
+from guardrail.language import UNDETERMINED, detect_language, normalize_language
+from guardrail.policy import Policy, load_policy
+from guardrail.registry import create_classifier
+from guardrail.types import Action, Role, Sample, ScoreSet, Verdict
+
+__all__ = ["Guard"]
+
+logger = logging.getLogger("guardrail")
+
+_executor_lock = threading.Lock()
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _shared_executor() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="guardrail"
+            )
+        return _executor
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """One text the classifier scores on behalf of a sample: the sample itself, a part or a view."""
+
+    owner: int
+    label: str | None
+    sample: Sample
+
+
+class Guard:
+    """A policy together with the classifier it names.
+
+    Args:
+        policy: a loaded ``Policy``.
+        classifier: use this classifier instead of building the one the policy names
+            (handy for tests and for sharing one model between guards).
+
+    Example:
+        >>> guard = Guard.from_policy("default")
+        >>> guard.check_prompt("How do I bake bread?").action
+        <Action.ALLOW: 'allow'>
+    """
+
+    def __init__(self, policy: Policy, *, classifier: Classifier | None = None) -> None:
+        self.policy = policy
+        self._classifier = classifier
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_policy(
+        cls, policy: str | Path | Policy = "default", *, classifier: Classifier | None = None
+    ) -> Guard:
+        """Build a guard from a built-in policy name, a YAML path or a ``Policy``.
+
+        Raises:
+            ConfigError: the policy is missing or invalid.
+        """
+        loaded = policy if isinstance(policy, Policy) else load_policy(policy)
+        return cls(loaded, classifier=classifier)
+
+    @property
+    def classifier(self) -> Classifier:
+        """The classifier, built on first use (model loading happens here, not at import)."""
+        if self._classifier is None:
+            with self._lock:
+                if self._classifier is None:
+                    self._classifier = create_classifier(
+                        self.policy.classifier, taxonomy=self.policy.resolved_taxonomy
+                    )
+        return self._classifier
+
+    # -- synchronous API -------------------------------------------------------------------
+
+    def check_prompt(self, text: str, *, language: str | None = None) -> Verdict:
+        """Check user input. Returns a verdict; a block is data, never an exception."""
+        return self.check([Sample(text, Role.PROMPT, None, language)])[0]
+
+    def check_response(
+        self, text: str, prompt: str | None = None, *, language: str | None = None
+    ) -> Verdict:
+        """Check model output, optionally with the prompt it answers."""
+        return self.check([Sample(text, Role.RESPONSE, prompt, language)])[0]
+
+    def check_many(
+        self,
+        texts: Sequence[str],
+        role: Role | str = Role.PROMPT,
+        prompts: Sequence[str | None] | None = None,
+        *,
+        languages: Sequence[str | None] | None = None,
+    ) -> list[Verdict]:
+        """Check many texts in one batch; verdicts come back in input order.
+
+        Args:
+            texts: the texts.
+            role: ``prompt`` or ``response`` for all of them.
+            prompts: per-row prompts that responses answer (same length as ``texts``).
+            languages: per-row known languages (None entries are detected).
+
+        Raises:
+            TypeError: ``texts`` is a bare string or holds a non-string.
+            ValueError: ``prompts`` or ``languages`` has the wrong length.
+        """
+        return self.check(_samples(texts, Role(role), prompts, languages))
+
+    def check(self, samples: Sequence[Sample]) -> list[Verdict]:
+        """Check prepared samples (the general form of the methods above)."""
+        return self._run(samples, self._score_sync)
+
+    # -- asynchronous API ------------------------------------------------------------------
+
+    async def acheck_prompt(self, text: str, *, language: str | None = None) -> Verdict:
+        """Async ``check_prompt``: classification runs in a thread, with the policy's timeout."""
+        return (await self.acheck([Sample(text, Role.PROMPT, None, language)]))[0]
+
+    async def acheck_response(
+        self, text: str, prompt: str | None = None, *, language: str | None = None
+    ) -> Verdict:
+        """Async ``check_response``."""
+        return (await self.acheck([Sample(text, Role.RESPONSE, prompt, language)]))[0]
+
+    async def acheck_many(
+        self,
+        texts: Sequence[str],
+        role: Role | str = Role.PROMPT,
+        prompts: Sequence[str | None] | None = None,
+        *,
+        languages: Sequence[str | None] | None = None,
+    ) -> list[Verdict]:
+        """Async ``check_many``."""
+        return await self.acheck(_samples(texts, Role(role), prompts, languages))
+
+    async def acheck(self, samples: Sequence[Sample]) -> list[Verdict]:
+        """Async ``check``: the whole pipeline runs off the event loop."""
+        samples = list(samples)
+        task = asyncio.to_thread(self.check, samples)
+        timeout = self.policy.timeout_s
+        if timeout is None:
+            return await task
+        try:
+            return await asyncio.wait_for(task, timeout=timeout)
+        except TimeoutError:
+            message = f"{ClassifierTimeout.__name__}: no answer within {timeout} s"
+            return [self._error(s, message) for s in samples]
+
+    # -- pipeline --------------------------------------------------------------------------
+
+    def _score_sync(self, samples: list[Sample]) -> list[ScoreSet]:
+        timeout = self.policy.timeout_s
+        if timeout is None:
+            return self.classifier.score(samples)
+        future = _shared_executor().submit(self.classifier.score, samples)
+        try:
+            return future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError as e:
+            future.cancel()
+            raise ClassifierTimeout(f"no answer within {timeout} s") from e
+
+    def _run(
+        self, samples: Sequence[Sample], score: Callable[[list[Sample]], list[ScoreSet]]
+    ) -> list[Verdict]:
+        started = time.perf_counter()
+        samples = [s if isinstance(s, Sample) else _bad_sample(s) for s in samples]
+        verdicts: list[Verdict | None] = [None] * len(samples)
+        pieces: list[_Piece] = []
+        languages: list[tuple[str, float | None]] = []
+        for i, sample in enumerate(samples):
+            language = _language_of(sample)
+            languages.append(language)
+            early = self._expand(i, sample, language, pieces)
+            if early is not None:
+                verdicts[i] = early
+        if pieces:
+            self._score_pieces(samples, pieces, languages, verdicts, score)
+        total_ms = (time.perf_counter() - started) * 1000
+        out = []
+        for v in verdicts:
+            assert v is not None
+            out.append(v.with_updates(timings={**v.timings, "total_ms": total_ms}))
+        return out
+
+    def _expand(
+        self, index: int, sample: Sample, language: tuple[str, float | None], pieces: list[_Piece]
+    ) -> Verdict | None:
+        """Queue what to score for one sample; return a verdict now when no scoring is needed."""
+        policy, text = self.policy, sample.text
+        if not text.strip():
+            return _plain_verdict(policy, sample, language, Action.ALLOW, "empty", "empty text")
+        lang = language[0]
+        base = Sample(text, sample.role, sample.context, lang)
+        if len(text) <= policy.max_chars:
+            pieces.append(_Piece(index, None, base))
+            return None
+        if policy.on_long_input == "block":
+            return _plain_verdict(
+                policy,
+                sample,
+                language,
+                Action.BLOCK,
+                "max_chars",
+                f"text of {len(text)} characters exceeds max_chars={policy.max_chars}",
+            )
+        if policy.on_long_input == "truncate":
+            pieces.append(
+                _Piece(
+                    index,
+                    "truncated",
+                    Sample(text[: policy.max_chars], sample.role, sample.context, lang),
+                )
+            )
+            return None
+        parts = split_parts(text, policy.max_chars)
+        if len(parts) > policy.max_parts:
+            return _plain_verdict(
+                policy,
+                sample,
+                language,
+                Action.BLOCK,
+                "max_chars",
+                f"text needs {len(parts)} parts of {policy.max_chars} characters; "
+                f"max_parts={policy.max_parts}",
+            )
+        for k, part in enumerate(parts):
+            pieces.append(
+                _Piece(index, f"part:{k}", Sample(part, sample.role, sample.context, lang))
+            )
+        return None
+
+    def _score_pieces(
+        self,
+        samples: list[Sample],
+        pieces: list[_Piece],
+        languages: list[tuple[str, float | None]],
+        verdicts: list[Verdict | None],
+        score: Callable[[list[Sample]], list[ScoreSet]],
+    ) -> None:
+        t0 = time.perf_counter()
+        try:
+            results = score([p.sample for p in pieces])
+            if len(results) != len(pieces):
+                raise ClassifierError(
+                    f"returned {len(results)} score sets for {len(pieces)} samples"
+                )
+        except Exception as e:
+            # The one deliberate catch in the core: a failing backend must not crash the caller;
+            # on_error chooses between failing closed (block) and open (allow), and says so.
+            logger.warning("classifier %s failed: %s", self.policy.classifier.name, e)
+            message = f"{type(e).__name__}: {e}"
+            for p in pieces:
+                if verdicts[p.owner] is None:
+                    verdicts[p.owner] = self._error(samples[p.owner], message)
+            return
+        classify_ms = (time.perf_counter() - t0) * 1000
+        grouped: dict[int, list[tuple[str | None, ScoreSet]]] = {}
+        for piece, result in zip(pieces, results, strict=True):
+            grouped.setdefault(piece.owner, []).append((piece.label, result))
+        for owner, scored in grouped.items():
+            sample = samples[owner]
+            combined = _combine(scored, languages[owner], self.policy.classifier.name)
+            notes = (f"scored in {len(scored)} parts",) if len(scored) > 1 else ()
+            verdict = evaluate(
+                self.policy, combined, role=sample.role, text=sample.text, notes=notes
+            )
+            verdicts[owner] = verdict.with_updates(timings={"classify_ms": classify_ms})
+
+    def _error(self, sample: Sample, message: str) -> Verdict:
+        lang = normalize_language(sample.language) if sample.language else None
+        return error_verdict(
+            self.policy,
+            role=sample.role,
+            error=message,
+            classifier=self.policy.classifier.name,
+            language=lang,
+        )
+
+
+def _bad_sample(value: object) -> Sample:
+    raise TypeError(f"expected a Sample, got {type(value).__name__}")
+
+
+def _samples(
+    texts: Sequence[str],
+    role: Role,
+    prompts: Sequence[str | None] | None,
+    languages: Sequence[str | None] | None,
+) -> list[Sample]:
+    if isinstance(texts, str | bytes):
+        raise TypeError("texts must be a sequence of str, not a single str; use check_prompt")
+    texts = list(texts)
+    for name, seq in (("prompts", prompts), ("languages", languages)):
+        if seq is not None and len(seq) != len(texts):
+            raise ValueError(f"{name} has {len(seq)} items for {len(texts)} texts")
+    return [
+        Sample(t, role, prompts[i] if prompts else None, languages[i] if languages else None)
+        for i, t in enumerate(texts)
+    ]
+
+
+def _language_of(sample: Sample) -> tuple[str, float | None]:
+    if sample.language:
+        return normalize_language(sample.language), None
+    if not sample.text.strip():
+        return UNDETERMINED, 0.0
+    return detect_language(sample.text)
+
+
+def _combine(
+    scored: list[tuple[str | None, ScoreSet]], language: tuple[str, float | None], name: str
+) -> ScoreSet:
+    """Max over parts/views; the view that gave the top unsafe score is recorded."""
+    top_label, top = max(scored, key=lambda item: item[1].unsafe)
+    categories: dict[str, float] = {}
+    refusals = [s.refusal for _, s in scored if s.refusal is not None]
+    notes: list[str] = []
+    for _, s in scored:
+        for cat, value in s.categories.items():
+            categories[cat] = max(categories.get(cat, 0.0), value)
+        notes.extend(n for n in s.notes if n not in notes)
+    return ScoreSet(
+        unsafe=top.unsafe,
+        categories=categories,
+        refusal=max(refusals) if refusals else None,
+        language=top.language if top.language and top.language != UNDETERMINED else language[0],
+        language_confidence=language[1]
+        if top.language_confidence is None
+        else top.language_confidence,
+        classifier=top.classifier or name,
+        version=top.version,
+        stage=top.stage,
+        view=top_label if top_label and not top_label.startswith("part:") else top.view,
+        notes=tuple(notes),
+    )
+
+
+def _plain_verdict(
+    policy: Policy,
+    sample: Sample,
+    language: tuple[str, float | None],
+    action: Action,
+    decided_by: str,
+    note: str,
+) -> Verdict:
+    return Verdict(
+        action=action,
+        role=sample.role,
+        scores=ScoreSet(
+            unsafe=0.0,
+            language=language[0],
+            language_confidence=language[1],
+            classifier=policy.classifier.name,
+        ),
+        decided_by=(decided_by,),
+        language=language[0],
+        language_confidence=language[1],
+        classifier=policy.classifier.name,
+        policy=policy.name,
+        policy_hash=policy.content_hash,
+        notes=(note,),
+    )

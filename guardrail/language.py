@@ -1,0 +1,135 @@
+"""Language detection (langdetect, seeded so results are reproducible) and code normalisation."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+__all__ = ["UNDETERMINED", "detect_language", "normalize_language"]
+
+UNDETERMINED = "und"
+
+_ALIASES = {
+    "zh-cn": "zh",
+    "zh-tw": "zh",
+    "zh-hk": "zh",
+    "zh-hans": "zh",
+    "zh-hant": "zh",
+    "iw": "he",
+    "in": "id",
+    "ji": "yi",
+    "jw": "jv",
+    "tl": "fil",
+}
+_LETTER = re.compile(r"[^\W\d_]")
+# langdetect cost grows with text length; the first few thousand characters decide anyway.
+_MAX_DETECT_CHARS = 2_000
+
+_lock = threading.Lock()
+_factory: Any = None
+
+
+def normalize_language(code: str) -> str:
+    """Normalise a language code: lower case, ``zh-cn``/``zh-tw`` -> ``zh``, region dropped.
+
+    Args:
+        code: a code such as ``en``, ``pt-BR``, ``zh_TW``.
+
+    Returns:
+        The bare ISO 639 code (``pt``, ``zh``), or ``und`` for an empty code.
+    """
+    code = code.strip().lower().replace("_", "-")
+    if not code:
+        return UNDETERMINED
+    if code in _ALIASES:
+        return _ALIASES[code]
+    return _ALIASES.get(code.split("-")[0], code.split("-")[0])
+
+
+def _get_factory() -> Any:
+    global _factory
+    if _factory is None:
+        with _lock:
+            if _factory is None:
+                from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+                factory = DetectorFactory()
+                factory.load_profile(PROFILES_DIRECTORY)
+                factory.seed = 0
+                _factory = factory
+    return _factory
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """Detect the language of a text.
+
+    Deterministic: the detector is seeded, so the same text always gets the same answer.
+
+    Args:
+        text: any text.
+
+    Returns:
+        ``(code, confidence)``; ``("und", 0.0)`` when the text has no letters or detection fails.
+    """
+    sample = text[:_MAX_DETECT_CHARS]
+    if not _LETTER.search(sample):
+        return UNDETERMINED, 0.0
+    script = _script_language(sample)
+    if script is not None:
+        return script, 1.0
+    from langdetect.lang_detect_exception import LangDetectException
+
+    factory = _get_factory()
+    try:
+        detector = factory.create()
+        detector.append(sample)
+        probs = detector.get_probabilities()
+    except LangDetectException:
+        return UNDETERMINED, 0.0
+    # zh-cn and zh-tw split their mass; sum by normalised code before choosing.
+    totals: dict[str, float] = {}
+    for p in probs:
+        code = normalize_language(p.lang)
+        totals[code] = totals.get(code, 0.0) + float(p.prob)
+    if not totals:
+        return UNDETERMINED, 0.0
+    code, prob = max(totals.items(), key=lambda kv: kv[1])
+    return code, min(prob, 1.0)
+
+
+def _script_language(text: str) -> str | None:
+    """The language a script-unique writing system implies (Hangul -> ko, kana -> ja, ...)."""
+    counts: dict[str, int] = {}
+    letters = 0
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        letters += 1
+        code = ord(ch)
+        for lo, hi, lang in _SCRIPTS:
+            if lo <= code <= hi:
+                counts[lang] = counts.get(lang, 0) + 1
+                break
+    if not letters or not counts:
+        return None
+    if counts.get("ja"):
+        return "ja"  # kana marks Japanese even among Han characters
+    if counts.get("ko", 0) * 2 >= letters:
+        return "ko"
+    lang, n = max(counts.items(), key=lambda kv: kv[1])
+    return lang if n * 2 >= letters else None
+
+
+_SCRIPTS = (
+    (0x3040, 0x30FF, "ja"),
+    (0xAC00, 0xD7AF, "ko"),
+    (0x1100, 0x11FF, "ko"),
+    (0x4E00, 0x9FFF, "zh"),
+    (0x3400, 0x4DBF, "zh"),
+    (0x0E00, 0x0E7F, "th"),
+    (0x0370, 0x03FF, "el"),
+    (0x0590, 0x05FF, "he"),
+    (0x10A0, 0x10FF, "ka"),
+    (0x0530, 0x058F, "hy"),
+)

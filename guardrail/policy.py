@@ -1,0 +1,413 @@
+"""Policies: which classifier, which thresholds, which lists, loaded from validated YAML.
+
+Every model forbids unknown keys, so a typo in a policy fails at load time with the file, the
+field path and the message, instead of silently taking a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from guardrail._resources import (
+    format_validation_error,
+    looks_like_path,
+    read_yaml,
+    resource_names,
+    resource_path,
+)
+from guardrail.errors import ConfigError, UnknownClassifierError
+from guardrail.language import normalize_language
+from guardrail.taxonomy import Category, Taxonomy, load_taxonomy
+from guardrail.types import Role
+
+__all__ = [
+    "ClassifierSpec",
+    "DirectionThresholds",
+    "LanguageOverride",
+    "OnError",
+    "PatternList",
+    "Policy",
+    "RoleThresholds",
+    "TaxonomySpec",
+    "Thresholds",
+    "list_policies",
+    "load_policy",
+]
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+
+
+class OnError(StrEnum):
+    """What to do when the classifier fails or times out."""
+
+    BLOCK = "block"
+    ALLOW = "allow"
+
+
+class Thresholds(BaseModel):
+    """Cut-offs for one score."""
+
+    model_config = _STRICT
+
+    flag_at: float | None = Field(None, ge=0, le=1, description="Flag when score >= flag_at.")
+    block_at: float | None = Field(None, ge=0, le=1, description="Block when score >= block_at.")
+
+    def merged(self, other: Thresholds | None) -> Thresholds:
+        """These thresholds with the fields ``other`` sets explicitly on top."""
+        if other is None:
+            return self
+        return Thresholds.model_validate(
+            {**self.model_dump(), **other.model_dump(include=other.model_fields_set)}
+        )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Thresholds:
+        if self.flag_at is not None and self.block_at is not None and self.flag_at > self.block_at:
+            raise ValueError(f"flag_at ({self.flag_at}) must not exceed block_at ({self.block_at})")
+        return self
+
+
+class DirectionThresholds(BaseModel):
+    """Thresholds for one direction (prompts or responses)."""
+
+    model_config = _STRICT
+
+    unsafe: Thresholds | None = Field(None, description="Thresholds for the overall unsafe score.")
+    categories: dict[str, Thresholds] = Field(
+        default_factory=dict, description="Thresholds per category id."
+    )
+    default_category: Thresholds | None = Field(
+        None, description="Thresholds for categories not listed under `categories`."
+    )
+
+    def merged(self, other: DirectionThresholds | None) -> DirectionThresholds:
+        """These thresholds with ``other``'s given values on top."""
+        if other is None:
+            return self
+        categories = dict(self.categories)
+        for cat, limits in other.categories.items():
+            categories[cat] = categories[cat].merged(limits) if cat in categories else limits
+        return DirectionThresholds(
+            unsafe=self.unsafe.merged(other.unsafe) if self.unsafe else other.unsafe,
+            categories=categories,
+            default_category=self.default_category.merged(other.default_category)
+            if self.default_category
+            else other.default_category,
+        )
+
+    def for_category(self, category_id: str) -> Thresholds | None:
+        """The thresholds that apply to one category."""
+        return self.categories.get(category_id, self.default_category)
+
+
+class RoleThresholds(BaseModel):
+    """Thresholds for prompts and for responses."""
+
+    model_config = _STRICT
+
+    prompt: DirectionThresholds = Field(
+        default_factory=DirectionThresholds, description="Thresholds for user input."
+    )
+    response: DirectionThresholds = Field(
+        default_factory=DirectionThresholds, description="Thresholds for model output."
+    )
+
+
+class LanguageOverride(BaseModel):
+    """Thresholds that replace the base ones for some languages or language groups.
+
+    Only the values an override sets change: ``unsafe: {flag_at: 0.2}`` keeps the inherited
+    ``block_at``.
+    """
+
+    model_config = _STRICT
+
+    languages: list[str] = Field(
+        min_length=1, description="Language codes (ISO 639-1) or names of `language_groups`."
+    )
+    prompt: DirectionThresholds | None = Field(None, description="Overrides for prompts.")
+    response: DirectionThresholds | None = Field(None, description="Overrides for responses.")
+    reason: str = Field("", description="Why the override exists (documentation only).")
+
+
+class PatternList(BaseModel):
+    """Regular expressions and literal terms matched against the text."""
+
+    model_config = _STRICT
+
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions (re).")
+    terms: list[str] = Field(
+        default_factory=list, description="Literal terms, matched as whole words."
+    )
+    case_sensitive: bool = Field(False, description="Match case exactly.")
+    roles: list[Role] = Field(
+        default_factory=lambda: [Role.PROMPT, Role.RESPONSE],
+        description="Directions it applies to.",
+    )
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+        return value
+
+    @cached_property
+    def compiled(self) -> re.Pattern[str] | None:
+        """One compiled alternation of every pattern and term, or None when empty."""
+        parts = [f"(?:{p})" for p in self.patterns] + [term_regex(t) for t in self.terms]
+        if not parts:
+            return None
+        flags = 0 if self.case_sensitive else re.IGNORECASE
+        return re.compile("|".join(parts), flags)
+
+    def search(self, text: str, role: Role) -> str | None:
+        """The first matching substring, or None."""
+        if role not in self.roles or self.compiled is None:
+            return None
+        match = self.compiled.search(text)
+        return match.group(0) if match else None
+
+
+def term_regex(term: str) -> str:
+    """A regex for a literal term: whole-word where the script uses word boundaries."""
+    escaped = re.escape(term)
+    if not term:
+        return escaped
+    # Scripts written without spaces (CJK, Thai, ...) have no word boundaries to require.
+    head = r"(?<!\w)" if term[0].isascii() or _spaced(term[0]) else ""
+    tail = r"(?!\w)" if term[-1].isascii() or _spaced(term[-1]) else ""
+    return head + escaped + tail
+
+
+def _spaced(char: str) -> bool:
+    code = ord(char)
+    unspaced = (
+        (0x0E00 <= code <= 0x0EFF)
+        or (0x2E80 <= code <= 0x9FFF)
+        or (0xAC00 <= code <= 0xD7AF)
+        or (0xF900 <= code <= 0xFAFF)
+        or (0x3040 <= code <= 0x30FF)
+    )
+    return not unspaced
+
+
+class ClassifierSpec(BaseModel):
+    """Which classifier scores the text, and with which options."""
+
+    model_config = _STRICT
+
+    name: str = Field("embedded", description="Registered classifier name.")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Options, validated against the backend's Options."
+    )
+
+
+class TaxonomySpec(BaseModel):
+    """A built-in taxonomy with categories added or removed."""
+
+    model_config = _STRICT
+
+    extends: str = Field("mlcommons", description="Built-in taxonomy name or YAML path.")
+    add: list[Category] = Field(default_factory=list, description="Categories to add.")
+    remove: list[str] = Field(default_factory=list, description="Category ids to remove.")
+
+
+class Policy(BaseModel):
+    """A complete guardrail policy."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="Policy name, reported in every verdict.")
+    description: str = Field("", description="What the policy is for.")
+    taxonomy: str | TaxonomySpec = Field(
+        "mlcommons",
+        description="Taxonomy name/path, or one extended with `extends`/`add`/`remove`.",
+    )
+    classifier: ClassifierSpec = Field(
+        default_factory=ClassifierSpec, description="The classifier and its options."
+    )
+    thresholds: RoleThresholds = Field(
+        default_factory=RoleThresholds, description="Base thresholds per direction."
+    )
+    language_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="Named groups of language codes, usable in overrides."
+    )
+    language_overrides: list[LanguageOverride] = Field(
+        default_factory=list,
+        description="Per-language or per-group thresholds; an exact language beats a group, "
+        "and later entries beat earlier ones.",
+    )
+    blocklist: PatternList = Field(
+        default_factory=PatternList, description="Matches always block (checked first)."
+    )
+    allowlist: PatternList = Field(
+        default_factory=PatternList,
+        description="Matches allow, unless the blocklist matched (the remedy for false positives).",
+    )
+    on_error: OnError = Field(
+        OnError.BLOCK, description="Classifier failure or timeout: block (fail closed) or allow."
+    )
+    timeout_s: float | None = Field(
+        None, gt=0, description="Timeout for async checks; None waits indefinitely."
+    )
+    max_chars: int = Field(20_000, gt=0, description="Longest text scored as one piece.")
+    on_long_input: Literal["parts", "truncate", "block"] = Field(
+        "parts",
+        description="Past max_chars: score by parts (max taken), score only the first "
+        "max_chars, or block.",
+    )
+    max_parts: int = Field(
+        64, gt=0, description="With on_long_input=parts, texts needing more parts are blocked."
+    )
+    refusal_message: str = Field(
+        "Sorry, I can't help with that.", description="Text a blocked call returns instead."
+    )
+
+    @field_validator("language_groups")
+    @classmethod
+    def _normalise_groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return {name: [normalize_language(c) for c in codes] for name, codes in value.items()}
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Policy:
+        ids = set(self.resolved_taxonomy.ids)
+        places: list[tuple[str, DirectionThresholds | None]] = [
+            ("thresholds.prompt", self.thresholds.prompt),
+            ("thresholds.response", self.thresholds.response),
+        ]
+        for i, ov in enumerate(self.language_overrides):
+            places += [
+                (f"language_overrides.{i}.prompt", ov.prompt),
+                (f"language_overrides.{i}.response", ov.response),
+            ]
+            for lang in ov.languages:
+                if lang not in self.language_groups and not _LANG_CODE.match(lang):
+                    raise ValueError(
+                        f"language_overrides.{i}.languages: {lang!r} is neither a language code "
+                        f"nor a group in language_groups ({', '.join(self.language_groups)})"
+                    )
+        for where, dt in places:
+            for cat in dt.categories if dt else {}:
+                if cat not in ids:
+                    known = ", ".join(sorted(ids))
+                    raise ValueError(
+                        f"{where}.categories: unknown category {cat!r}; known: {known}"
+                    )
+        return self
+
+    @cached_property
+    def resolved_taxonomy(self) -> Taxonomy:
+        """The taxonomy object this policy uses."""
+        if isinstance(self.taxonomy, str):
+            return load_taxonomy(self.taxonomy)
+        base = load_taxonomy(self.taxonomy.extends)
+        return base.extended(add=self.taxonomy.add, remove=self.taxonomy.remove)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """A short hash of the policy's content (changes when any setting changes)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> Policy:
+        """A validated copy with some settings changed (the policy itself is frozen).
+
+        Raises:
+            ConfigError: the changed policy is invalid.
+        """
+        try:
+            return Policy.model_validate({**self.model_dump(exclude_unset=True), **changes})
+        except ValidationError as e:
+            raise ConfigError(f"invalid policy:\n{format_validation_error(e)}") from e
+
+    def thresholds_for(self, role: Role, language: str | None) -> DirectionThresholds:
+        """Thresholds for one direction and language, overrides applied.
+
+        Group overrides apply first, then overrides naming the exact language.
+        """
+        key = (role, language)
+        cache: dict[tuple[Role, str | None], DirectionThresholds] = self._threshold_cache
+        if key in cache:
+            return cache[key]
+        base = self.thresholds.prompt if role is Role.PROMPT else self.thresholds.response
+        if language:
+            lang = normalize_language(language)
+            groups = {g for g, codes in self.language_groups.items() if lang in codes}
+            for exact in (False, True):
+                for ov in self.language_overrides:
+                    hit = lang in ov.languages if exact else bool(groups & set(ov.languages))
+                    if hit:
+                        base = base.merged(ov.prompt if role is Role.PROMPT else ov.response)
+        cache[key] = base
+        return base
+
+    @cached_property
+    def _threshold_cache(self) -> dict[tuple[Role, str | None], DirectionThresholds]:
+        return {}
+
+
+_LANG_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+def list_policies() -> list[str]:
+    """Names of the built-in policies."""
+    return resource_names("policies")
+
+
+def load_policy(name_or_path: str | Path, *, validate_classifier: bool = True) -> Policy:
+    """Load a built-in policy by name or a policy YAML file by path.
+
+    Args:
+        name_or_path: a built-in name (``default``, ``strict``, ...) or a path to a YAML file.
+        validate_classifier: also check the classifier name and its options against the
+            backend's ``Options`` model (imports the backend module, never its heavy deps).
+
+    Returns:
+        The validated policy.
+
+    Raises:
+        ConfigError: missing file, bad YAML, unknown field, bad value, unknown category or
+            classifier; the message names the file and the field.
+    """
+    path = resource_path("policies", name_or_path)
+    data = read_yaml(path)
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: invalid policy:\n{format_validation_error(e)}") from e
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
+    if validate_classifier:
+        from guardrail.registry import validate_options
+
+        try:
+            validate_options(policy.classifier)
+        except UnknownClassifierError as e:
+            raise UnknownClassifierError(e.name, e.known, where=f"{path}: classifier.name") from e
+        except ConfigError as e:
+            raise ConfigError(f"{path}: classifier.options: {e}") from e
+    return policy
+
+
+def policy_source(name_or_path: str | Path) -> str:
+    """A display form of where a policy came from."""
+    return str(name_or_path) if looks_like_path(name_or_path) else f"built-in:{name_or_path}"

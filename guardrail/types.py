@@ -1,0 +1,143 @@
+"""Core value types: actions, roles, samples, scores and verdicts.
+
+Everything here is immutable and JSON-serialisable; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Action", "FiredCategory", "Role", "Sample", "ScoreSet", "Verdict"]
+
+
+class Action(StrEnum):
+    """What the policy says to do with a text. Ordered by severity."""
+
+    ALLOW = "allow"
+    FLAG = "flag"
+    BLOCK = "block"
+
+    @property
+    def severity(self) -> int:
+        """0 for allow, 1 for flag, 2 for block."""
+        return _SEVERITY[self]
+
+    @classmethod
+    def most_severe(cls, *actions: Action) -> Action:
+        """The most severe of ``actions`` (``ALLOW`` when there are none)."""
+        return max(actions, key=_SEVERITY.__getitem__, default=cls.ALLOW)
+
+
+_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
+
+
+class Role(StrEnum):
+    """Which side of a conversation a text is on."""
+
+    PROMPT = "prompt"
+    RESPONSE = "response"
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One text to score.
+
+    Attributes:
+        text: the text itself.
+        role: ``prompt`` (user side) or ``response`` (model side).
+        context: for a response, the prompt it answers.
+        language: a known ISO 639-1 language code, or None to detect it.
+    """
+
+    text: str
+    role: Role = Role.PROMPT
+    context: str | None = None
+    language: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str):
+            raise TypeError(f"text must be a str, not {type(self.text).__name__}")
+        if self.context is not None and not isinstance(self.context, str):
+            raise TypeError(f"context must be a str or None, not {type(self.context).__name__}")
+        object.__setattr__(self, "role", Role(self.role))
+
+
+class ScoreSet(BaseModel):
+    """What a classifier says about one sample. Every score is a probability in [0, 1]."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unsafe: float = Field(ge=0, le=1, description="Probability that the text is unsafe.")
+    categories: dict[str, float] = Field(
+        default_factory=dict, description="Probability per taxonomy category id."
+    )
+    refusal: float | None = Field(
+        None, ge=0, le=1, description="Probability that a response is a refusal."
+    )
+    language: str | None = Field(None, description="Detected or given language code.")
+    language_confidence: float | None = Field(
+        None, ge=0, le=1, description="Confidence of the language detection."
+    )
+    classifier: str = Field("", description="Name of the classifier that produced the scores.")
+    version: str | None = Field(None, description="Version of the classifier or its weights.")
+    stage: str | None = Field(None, description="Cascade stage that produced the scores.")
+    view: str | None = Field(
+        None, description="Text view or part that produced the highest unsafe score."
+    )
+    notes: tuple[str, ...] = Field((), description="Free-form remarks from the classifier.")
+
+
+class FiredCategory(BaseModel):
+    """A threshold that fired."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    category: str = Field(description="Category id, or 'unsafe' for the overall score.")
+    score: float = Field(description="The score that crossed the threshold.")
+    threshold: float = Field(description="The threshold it crossed.")
+    action: Action = Field(description="What crossing it means: flag or block.")
+
+
+class Verdict(BaseModel):
+    """The decision about one text, and why. Frozen and JSON-serialisable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Action = Field(description="allow, flag or block.")
+    role: Role = Field(description="prompt or response.")
+    scores: ScoreSet = Field(description="The classifier's scores (after combining parts/views).")
+    categories: tuple[FiredCategory, ...] = Field(
+        (), description="Thresholds that fired, most severe first."
+    )
+    decided_by: tuple[str, ...] = Field(
+        (),
+        description="What decided: threshold, blocklist, allowlist, error, empty, "
+        "max_chars, or a cascade stage / text view (e.g. 'view:base64').",
+    )
+    language: str | None = Field(None, description="Language code used for thresholds.")
+    language_confidence: float | None = Field(None, description="Language detection confidence.")
+    classifier: str = Field("", description="Classifier name.")
+    policy: str = Field("", description="Policy name.")
+    policy_hash: str = Field("", description="Content hash of the policy.")
+    notes: tuple[str, ...] = Field((), description="Remarks: errors, truncation, skipped parts.")
+    timings: dict[str, float] = Field(
+        default_factory=dict, description="Milliseconds per step (classify, total, ...)."
+    )
+
+    @property
+    def blocked(self) -> bool:
+        """True when the action is block."""
+        return self.action is Action.BLOCK
+
+    @property
+    def flagged(self) -> bool:
+        """True when the action is flag."""
+        return self.action is Action.FLAG
+
+    def with_updates(self, **changes: Any) -> Verdict:
+        """A copy with some fields changed (the verdict itself is frozen)."""
+        return self.model_copy(update=changes)
