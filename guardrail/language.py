@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import lru_cache
 from typing import Any
 
 __all__ = ["UNDETERMINED", "detect_language", "normalize_language"]
@@ -72,7 +73,12 @@ def detect_language(text: str) -> tuple[str, float]:
     Returns:
         ``(code, confidence)``; ``("und", 0.0)`` when the text has no letters or detection fails.
     """
-    sample = text[:_MAX_DETECT_CHARS]
+    return _detect(text[:_MAX_DETECT_CHARS])
+
+
+@lru_cache(maxsize=8192)
+def _detect(sample: str) -> tuple[str, float]:
+    # Detection is deterministic (seeded), so repeated prompts can share one answer.
     if not _LETTER.search(sample):
         return UNDETERMINED, 0.0
     script = _script_language(sample)
