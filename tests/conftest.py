@@ -9,6 +9,7 @@ import pytest
 
 from guardrail import Guard, load_policy, registry
 from guardrail.testing import FakeClassifier
+from tests.fake_upstream import FakeUpstream
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POLICIES = FIXTURES / "policies"
@@ -41,3 +42,10 @@ def isolated_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     registry._registry.clear()
     registry._registry.update(saved)
     registry.reset_plugins()
+
+
+@pytest.fixture
+def fake_upstream() -> Iterator[FakeUpstream]:
+    """A scripted OpenAI-compatible server on 127.0.0.1, stopped after the test."""
+    with FakeUpstream() as up:
+        yield up
