@@ -16,10 +16,11 @@ not care which tokenizer produced the deltas::
 Every check runs over everything generated so far (as a response, with the prompt as context).
 A check is due once ``check_every`` unchecked characters have accumulated; with
 ``at_sentences`` it waits for the end of the current sentence (so the classifier sees whole
-sentences), unless that sentence alone has grown past ``check_every``. So for a stream of L
-characters there are at most ``floor(L / N) + 1 <= ceil(L / N) + 1`` classifier calls, and the
-text held back never exceeds one interval plus the current sentence (and stays under ``2 N``).
-``check_every=1`` with ``at_sentences=True`` checks at every sentence end.
+sentences), unless that sentence alone has grown past ``max(N, LONG_SENTENCE)``. So for a
+stream of L characters there are at most ``floor(L / N) + 1 <= ceil(L / N) + 1`` classifier
+calls, and the text held back never exceeds one interval plus the current sentence (and stays
+under ``N + max(N, LONG_SENTENCE)``). ``check_every=1`` with ``at_sentences=True`` checks at
+every sentence end.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ from guardrail.types import Action, Verdict
 if TYPE_CHECKING:
     from guardrail.guard import Guard
 
-__all__ = ["StreamModerator", "StreamStep", "sentence_ends"]
+__all__ = ["LONG_SENTENCE", "StreamModerator", "StreamStep", "sentence_ends"]
+
+#: A sentence longer than ``max(check_every, LONG_SENTENCE)`` characters is checked without
+#: waiting for its end, so text without punctuation is never held back indefinitely.
+LONG_SENTENCE = 200
 
 # A sentence ends at terminal punctuation (optionally closed by quotes or brackets) followed by
 # whitespace, at a line break, or right after a full-width terminator (CJK needs no space).
@@ -185,8 +190,8 @@ class StreamModerator:
         last = ends[-1] if ends else start
         if last >= start + n and end - last < n:
             return last  # whole sentences covering at least one interval
-        if end - last >= n:
-            return end  # the current sentence alone outgrew an interval: do not hold more
+        if end - last >= max(n, LONG_SENTENCE):
+            return end  # a runaway sentence: check it without waiting for its end
         return None  # wait for the current sentence to end
 
     def _end(self) -> int | None:
