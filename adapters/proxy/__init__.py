@@ -1,0 +1,11 @@
+"""The OpenAI-compatible guardrail proxy (``pip install "guardrail-sdk[proxy]"``).
+
+``create_app(settings) -> FastAPI``; ``guardrail serve`` runs it with uvicorn.
+"""
+
+from __future__ import annotations
+
+from .app import create_app
+from .settings import ProxySettings, load_settings
+
+__all__ = ["ProxySettings", "create_app", "load_settings"]

@@ -1,0 +1,236 @@
+"""The other endpoints: moderations (local), models (passed through), embeddings and the
+Responses API (moderated), and a refusal for every unknown ``/v1`` route.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from guardrail.types import Action, Role, Verdict
+
+from .body import parse_body, read_body
+from .chat import _dumps, _json_object, upstream_error
+from .errors import ProxyHTTPError
+from .schemas import EmbeddingRequest, ModerationRequest, ResponsesRequest
+from .service import ProxyService, RequestContext, guardrail_field
+from .text import input_texts, responses_texts
+
+__all__ = [
+    "handle_embeddings",
+    "handle_models",
+    "handle_moderations",
+    "handle_responses",
+    "moderation_result",
+    "unsupported_route",
+]
+
+KNOWN_ROUTES = {
+    "/v1/chat/completions": "POST",
+    "/v1/completions": "POST",
+    "/v1/moderations": "POST",
+    "/v1/embeddings": "POST",
+    "/v1/responses": "POST",
+    "/v1/models": "GET",
+}
+
+
+async def _start(
+    service: ProxyService, request: Request, route: str
+) -> tuple[RequestContext, bytes]:
+    service.auth.check(request.headers)
+    ctx = RequestContext(route=route, guard=service.guard_for(request.headers))
+    return ctx, await read_body(request, service.settings.max_body_bytes)
+
+
+async def handle_moderations(service: ProxyService, request: Request) -> Response:
+    """``POST /v1/moderations``: the local classifier, in OpenAI's response shape."""
+    ctx, body = await _start(service, request, "/v1/moderations")
+    parsed = parse_body(body, ModerationRequest)
+    if service.mapping is None:
+        raise ProxyHTTPError(
+            400,
+            f"/v1/moderations is unavailable with this policy: {service.mapping_error}",
+            code="moderation_unavailable",
+        )
+    if isinstance(parsed.input, str):
+        texts = [parsed.input]
+    elif all(isinstance(item, str) for item in parsed.input):
+        texts = [item for item in parsed.input if isinstance(item, str)]
+    else:
+        texts = [_parts_text(parsed.input)]
+    checked = await service.check(ctx, texts, Role.PROMPT, stage="moderation")
+    payload = {
+        "id": f"modr-{ctx.request_id}",
+        "model": parsed.model or f"guardrail-{ctx.guard.policy.name}",
+        "results": [moderation_result(service, v) for v in checked.verdicts],
+    }
+    return JSONResponse(payload, headers=service.headers(ctx))
+
+
+def _parts_text(parts: list[Any]) -> str:
+    texts: list[str] = []
+    for i, part in enumerate(parts):
+        if part.type != "text":
+            raise ProxyHTTPError(
+                400,
+                f"input.{i}: {part.type} inputs cannot be moderated by this proxy's text "
+                "classifier; send text.",
+                code="unsupported_content",
+                param=f"input.{i}",
+            )
+        if part.text is None:
+            raise ProxyHTTPError(400, f"input.{i}.text is required", param=f"input.{i}.text")
+        texts.append(part.text)
+    return "\n".join(texts)
+
+
+def moderation_result(service: ProxyService, verdict: Verdict) -> dict[str, Any]:
+    """One OpenAI moderation result: all 13 categories, keyed by their OpenAI names.
+
+    A category's score is the max of the local categories mapped to it; it is flagged when
+    one of those local categories fired (flag or block) in the verdict.
+    """
+    mapping = service.mapping
+    assert mapping is not None
+    codes = service.openai_codes
+    scores = mapping.forward(verdict.scores.categories)
+    fired = mapping.forward({c.category: 1.0 for c in verdict.categories})
+    return {
+        "flagged": verdict.action is not Action.ALLOW,
+        "categories": {code: cid in fired for cid, code in codes.items()},
+        "category_scores": {code: float(scores.get(cid, 0.0)) for cid, code in codes.items()},
+        "category_applied_input_types": {code: ["text"] for code in codes.values()},
+    }
+
+
+async def handle_models(service: ProxyService, request: Request, path: str) -> Response:
+    """``GET /v1/models`` (and ``/v1/models/{id}``), passed through from upstream."""
+    service.auth.check(request.headers)
+    ctx = RequestContext(route="/v1/models", guard=service.default_guard)
+    reply = await service.upstream.request(
+        "GET",
+        path,
+        route=ctx.route,
+        headers=service.auth.upstream_headers(request.headers),
+        params=request.url.query,
+    )
+    if not reply.ok:
+        return upstream_error(service, ctx, reply)
+    return Response(reply.content, media_type=reply.content_type, headers=reply.headers)
+
+
+async def handle_embeddings(service: ProxyService, request: Request) -> Response:
+    """``POST /v1/embeddings``: the input is checked, then forwarded."""
+    ctx, body = await _start(service, request, "/v1/embeddings")
+    parsed = parse_body(body, EmbeddingRequest)
+    checked = await service.check(
+        ctx, input_texts(parsed.input, "input"), Role.PROMPT, stage="pre_call"
+    )
+    if checked.blocked:
+        raise service.blocked_prompt(ctx, checked)
+    return await _pass(service, request, ctx, "/embeddings", body)
+
+
+async def _pass(
+    service: ProxyService, request: Request, ctx: RequestContext, path: str, body: bytes
+) -> Response:
+    reply = await service.upstream.request(
+        "POST",
+        path,
+        route=ctx.route,
+        headers=service.auth.upstream_headers(request.headers),
+        content=body,
+    )
+    ctx.upstream_s = reply.seconds
+    if not reply.ok:
+        return upstream_error(service, ctx, reply)
+    return Response(
+        reply.content,
+        media_type=reply.content_type,
+        headers={**reply.headers, **service.headers(ctx)},
+    )
+
+
+async def handle_responses(service: ProxyService, request: Request) -> Response:
+    """``POST /v1/responses`` (non-streaming): input checked before, output after."""
+    ctx, body = await _start(service, request, "/v1/responses")
+    parsed = parse_body(body, ResponsesRequest)
+    if parsed.stream:
+        raise ProxyHTTPError(
+            400,
+            "Streaming is not supported on /v1/responses by this proxy (its events could not "
+            "be moderated); send stream=false, or use /v1/chat/completions with stream=true.",
+            code="unsupported_parameter",
+            param="stream",
+        )
+    allow_media = service.settings.allow_media
+    texts = responses_texts(parsed.input, allow_media=allow_media)
+    if parsed.instructions:
+        texts.insert(0, parsed.instructions)
+    prompt = "\n\n".join(texts)
+    checked = await service.check(ctx, [prompt], Role.PROMPT, stage="pre_call")
+    if checked.blocked:
+        raise service.blocked_prompt(ctx, checked)
+    reply = await service.upstream.request(
+        "POST",
+        "/responses",
+        route=ctx.route,
+        headers=service.auth.upstream_headers(request.headers),
+        content=body,
+    )
+    ctx.upstream_s = reply.seconds
+    if not reply.ok:
+        return upstream_error(service, ctx, reply)
+    return await _check_responses_output(service, ctx, reply.content, reply.headers, prompt)
+
+
+async def _check_responses_output(
+    service: ProxyService,
+    ctx: RequestContext,
+    content: bytes,
+    upstream_headers: dict[str, str],
+    prompt: str,
+) -> Response:
+    payload = _json_object(content)
+    output = "\n".join(responses_texts(payload.get("output"), allow_media=True, param="output"))
+    checked = await service.check(ctx, [output], Role.RESPONSE, stage="post_call", prompts=[prompt])
+    headers = {**upstream_headers, **service.headers(ctx)}
+    if not checked.blocked:
+        return Response(content, media_type="application/json", headers=headers)
+    refusal = ctx.guard.policy.refusal_message
+    payload["output"] = [
+        {
+            "type": "message",
+            "id": f"msg_guardrail_{uuid.uuid4().hex}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": refusal, "annotations": []}],
+        }
+    ]
+    payload["status"] = "incomplete"
+    payload["incomplete_details"] = {"reason": "content_filter"}
+    payload.pop("output_text", None)
+    payload["guardrail"] = guardrail_field(checked.verdicts, "post_call")
+    return Response(_dumps(payload), media_type="application/json", headers=headers)
+
+
+def unsupported_route(path: str, method: str) -> ProxyHTTPError:
+    """The 404 (or 405) for a ``/v1`` route the proxy does not moderate."""
+    expected = KNOWN_ROUTES.get(path)
+    if expected is not None:
+        return ProxyHTTPError(
+            405,
+            f"{method} is not allowed on {path}; use {expected}.",
+            code="method_not_allowed",
+            headers={"allow": expected},
+        )
+    return ProxyHTTPError(
+        404,
+        f"{method} {path} is not supported by the guardrail proxy: only routes whose text it "
+        f"can moderate are served ({', '.join(sorted(KNOWN_ROUTES))}).",
+        code="unsupported_route",
+    )

@@ -1,0 +1,257 @@
+"""What every endpoint shares: the guards, the upstream, auth, metrics and the audit log.
+
+``ProxyService`` checks texts (recording metrics and audit lines for every verdict) and turns
+verdicts into headers and the ``guardrail`` body field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from guardrail.guard import Guard
+from guardrail.policy import Policy, load_policy
+from guardrail.taxonomy import TaxonomyMapping
+from guardrail.types import Action, Role, Verdict
+
+from .audit import AuditLog
+from .auth import Authenticator
+from .errors import ProxyHTTPError
+from .metrics import ProxyMetrics
+from .settings import ProxySettings
+from .upstream import Upstream
+
+__all__ = ["Checked", "ProxyService", "RequestContext", "build_guards"]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """Per-request state: which guard, an id for the audit log, time spent classifying."""
+
+    route: str
+    guard: Guard
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    classify_s: float = 0.0
+    upstream_s: float = 0.0
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    def server_timing(self) -> str:
+        """A ``Server-Timing`` header value (milliseconds)."""
+        return (
+            f"classify;dur={self.classify_s * 1000:.3f}, upstream;dur={self.upstream_s * 1000:.3f}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """Verdicts of one check, with the overall action."""
+
+    verdicts: list[Verdict]
+
+    @property
+    def action(self) -> Action:
+        """The most severe action."""
+        return Action.most_severe(*(v.action for v in self.verdicts))
+
+    @property
+    def blocked(self) -> bool:
+        """True when any verdict blocks."""
+        return self.action is Action.BLOCK
+
+
+class ProxyService:
+    """Shared objects of one app, and the moderation step every endpoint uses."""
+
+    def __init__(
+        self,
+        settings: ProxySettings,
+        guards: Mapping[str, Guard],
+        *,
+        upstream: Upstream,
+        metrics: ProxyMetrics,
+        audit: AuditLog,
+        mapping: TaxonomyMapping | None,
+        openai_codes: Mapping[str, str],
+        mapping_error: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.guards = dict(guards)
+        self.default_guard = self.guards[settings.policy]
+        self.upstream = upstream
+        self.metrics = metrics
+        self.audit = audit
+        self.auth = Authenticator(settings)
+        self.mapping = mapping
+        self.openai_codes = dict(openai_codes)
+        self.mapping_error = mapping_error
+        self.ready = False
+
+    def guard_for(self, headers: Mapping[str, str]) -> Guard:
+        """The default guard, or the allow-listed one the policy header names.
+
+        Raises:
+            ProxyHTTPError: 400 when the header names a policy that is not allowed.
+        """
+        name = headers.get(self.settings.policy_header)
+        if name is None or name == self.settings.policy:
+            return self.default_guard
+        guard = self.guards.get(name)
+        if guard is None:
+            allowed = ", ".join(sorted(self.guards))
+            raise ProxyHTTPError(
+                400,
+                f"Policy {name!r} (header {self.settings.policy_header}) is not allowed; "
+                f"allowed: {allowed}.",
+                code="policy_not_allowed",
+                param=self.settings.policy_header,
+            )
+        return guard
+
+    async def check(
+        self,
+        ctx: RequestContext,
+        texts: Sequence[str],
+        role: Role,
+        *,
+        stage: str,
+        prompts: Sequence[str | None] | None = None,
+    ) -> Checked:
+        """Check texts with the request's guard; record metrics and one audit line each."""
+        if not texts:
+            return Checked([])
+        started = time.perf_counter()
+        verdicts = await ctx.guard.acheck_many(list(texts), role, prompts)
+        seconds = time.perf_counter() - started
+        ctx.classify_s += seconds
+        self.record(ctx, verdicts, texts, stage=stage, seconds=seconds)
+        return Checked(verdicts)
+
+    def record(
+        self,
+        ctx: RequestContext,
+        verdicts: Sequence[Verdict],
+        texts: Sequence[str],
+        *,
+        stage: str,
+        seconds: float,
+    ) -> None:
+        """Metrics and audit lines for verdicts obtained elsewhere (e.g. while streaming)."""
+        ctx.verdicts.extend(verdicts)
+        self.metrics.record_verdicts(list(verdicts), seconds)
+        for verdict, text in zip(verdicts, texts, strict=True):
+            self.audit.write(
+                verdict,
+                text,
+                route=ctx.route,
+                stage=stage,
+                request_id=ctx.request_id,
+                latency_ms=seconds * 1000,
+            )
+
+    def headers(self, ctx: RequestContext) -> dict[str, str]:
+        """``x-guardrail-*`` headers summarising every verdict of the request so far."""
+        action = Action.most_severe(*(v.action for v in ctx.verdicts))
+        return {
+            "x-guardrail-action": action.value,
+            "x-guardrail-categories": ",".join(fired_categories(ctx.verdicts)),
+            "x-guardrail-policy": ctx.guard.policy.name,
+            "x-guardrail-request-id": ctx.request_id,
+            "server-timing": ctx.server_timing(),
+        }
+
+    def blocked_prompt(self, ctx: RequestContext, checked: Checked) -> ProxyHTTPError:
+        """The 400 for a blocked prompt, with the verdict under ``guardrail``."""
+        verdict = decisive(checked.verdicts)
+        fired = ", ".join(fired_categories([verdict])) or "unsafe"
+        return ProxyHTTPError(
+            400,
+            f"The request was blocked by the guardrail policy {verdict.policy!r} ({fired}).",
+            code="content_filter",
+            param="messages" if ctx.route.endswith("chat/completions") else None,
+            extra={"guardrail": guardrail_field(checked.verdicts, "pre_call")},
+            headers=self.headers(ctx),
+        )
+
+    async def warm_up(self) -> None:
+        """Build every guard's classifier (off the event loop); loading errors propagate."""
+        for guard in self.guards.values():
+            await asyncio.to_thread(lambda g=guard: g.classifier)  # type: ignore[misc]
+        self.ready = True
+
+
+def fired_categories(verdicts: Sequence[Verdict]) -> list[str]:
+    """Categories that fired in any verdict, in first-seen order."""
+    seen: dict[str, None] = {}
+    for v in verdicts:
+        for fired in v.categories:
+            seen.setdefault(fired.category, None)
+    return list(seen)
+
+
+def decisive(verdicts: Sequence[Verdict]) -> Verdict:
+    """The most severe verdict (the first of equals)."""
+    return max(verdicts, key=lambda v: v.action.severity)
+
+
+def guardrail_field(verdicts: Sequence[Verdict], stage: str) -> dict[str, Any]:
+    """The ``guardrail`` object added to bodies: action, stage, categories, the verdict."""
+    verdict = decisive(verdicts)
+    return {
+        "action": Action.most_severe(*(v.action for v in verdicts)).value,
+        "stage": stage,
+        "categories": fired_categories(verdicts),
+        "policy": verdict.policy,
+        "verdict": verdict.model_dump(mode="json"),
+    }
+
+
+def build_guards(
+    settings: ProxySettings,
+    *,
+    guard: Guard | None = None,
+    guards: Mapping[str, Guard] | None = None,
+) -> dict[str, Guard]:
+    """The default guard and the allow-listed ones, keyed by the names callers use.
+
+    Policies loaded by name get the settings' ``on_error`` and ``classify_timeout_s``; guards
+    passed in get them only when the settings set them explicitly. Guards whose policies name
+    the same classifier with the same options share one classifier instance.
+
+    Raises:
+        ConfigError: a policy cannot be loaded.
+    """
+    given = dict(guards or {})
+    if guard is not None:
+        given[settings.policy] = guard
+    out: dict[str, Guard] = {}
+    shared: dict[str, Any] = {}
+    for name in dict.fromkeys([settings.policy, *settings.policies, *given]):
+        if name in given:
+            policy = _overridden(given[name].policy, settings, explicit_only=True)
+            out[name] = given[name]
+            if policy is not given[name].policy:
+                out[name] = Guard(policy, classifier=given[name].classifier)
+            continue
+        policy = _overridden(load_policy(name), settings, explicit_only=False)
+        key = policy.classifier.model_dump_json() + str(policy.resolved_taxonomy.ids)
+        if key not in shared:
+            shared[key] = Guard(policy)
+            out[name] = shared[key]
+        else:
+            out[name] = Guard(policy, classifier=shared[key].classifier)
+    return out
+
+
+def _overridden(policy: Policy, settings: ProxySettings, *, explicit_only: bool) -> Policy:
+    changes: dict[str, Any] = {}
+    fields_set = settings.model_fields_set
+    if settings.on_error is not None:
+        changes["on_error"] = settings.on_error
+    timeout = settings.classify_timeout_s
+    if timeout is not None and (not explicit_only or "classify_timeout_s" in fields_set):
+        changes["timeout_s"] = timeout
+    return policy.replace(**changes) if changes else policy
