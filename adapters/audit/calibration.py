@@ -1,0 +1,203 @@
+"""Per-language (and per-category) threshold calibration from a labelled audit output.
+
+The output's rows are split by a hash of their id into a calibration part and a held-out part.
+Thresholds are chosen on the calibration part, written into a copy of the policy as
+``language_overrides`` (and category thresholds), and both policies are then re-evaluated on the
+held-out part with the pure engine, from the stored scores: no classifier runs again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from guardrail.errors import ConfigError
+from guardrail.policy import Policy
+
+from ._calibration_eval import Evaluation, evaluate_split
+from .metrics import ScoreHist
+from .writer import iter_output
+
+__all__ = ["CalibrationResult", "calibrate", "in_holdout", "write_policy"]
+
+Objective = Literal["fpr", "f1"]
+_LANG = re.compile(r"^[a-z]{2,3}$")
+
+
+def in_holdout(row_id: str, fraction: float) -> bool:
+    """Whether a row belongs to the held-out part (stable: a hash of its id)."""
+    digest = hashlib.sha256(row_id.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+@dataclass
+class _Fit:
+    """Score histograms of the calibration part, per role and language, and per category."""
+
+    by_role: dict[str, ScoreHist] = field(default_factory=dict)
+    by_language: dict[tuple[str, str], ScoreHist] = field(default_factory=dict)
+    by_category: dict[tuple[str, str], ScoreHist] = field(default_factory=dict)
+
+    def add(self, r: dict[str, Any], categories: list[str]) -> None:
+        label = bool(r["label"])
+        role, lang, unsafe = r["role"], r.get("language") or "und", float(r["unsafe"])
+        self.by_role.setdefault(role, ScoreHist()).add(unsafe, label)
+        self.by_language.setdefault((role, lang), ScoreHist()).add(unsafe, label)
+        scores: dict[str, float] = r.get("categories") or {}
+        target = r.get("label_category")
+        for cat in [target] if target else [] if label else categories:
+            self.by_category.setdefault((role, cat), ScoreHist()).add(scores.get(cat, 0.0), label)
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """A calibrated policy and what it changes on the held-out part."""
+
+    policy: Policy
+    thresholds: dict[str, float]
+    before: Evaluation
+    after: Evaluation
+    calibration_rows: int
+    holdout_rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly summary."""
+        return {
+            "thresholds": self.thresholds,
+            "calibration_rows": self.calibration_rows,
+            "holdout_rows": self.holdout_rows,
+            "before": self.before.as_dict(),
+            "after": self.after.as_dict(),
+        }
+
+
+def _choose(hist: ScoreHist, objective: Objective, target_fpr: float) -> float:
+    if objective == "f1":
+        return hist.threshold_for_f1()
+    return hist.threshold_for_fpr(target_fpr)
+
+
+def _usable(hist: ScoreHist, min_rows: int, objective: Objective) -> bool:
+    # An FPR target needs negatives to measure; F1 needs both classes.
+    if hist.negatives < min_rows:
+        return False
+    return objective == "fpr" or hist.positives >= min_rows
+
+
+def calibrate(
+    results: Path,
+    policy: Policy,
+    *,
+    objective: Objective = "fpr",
+    target_fpr: float = 0.05,
+    holdout: float = 0.3,
+    min_rows: int = 50,
+    per_category: bool = True,
+    name: str | None = None,
+) -> CalibrationResult:
+    """Choose thresholds from a labelled audit output and build a calibrated policy.
+
+    Args:
+        results: an audit output with a label column.
+        policy: the policy the audit ran with (its thresholds are the starting point).
+        objective: ``fpr`` (the lowest threshold meeting ``target_fpr``, i.e. the most recall
+            within it) or ``f1`` (the threshold with the best F1).
+        target_fpr: the false-positive rate to meet, for ``objective="fpr"``.
+        holdout: the fraction of rows (by id hash) kept out of calibration to report on.
+        min_rows: the fewest labelled rows of a class a language or category needs to get its
+            own threshold; languages with fewer use the calibrated role-wide threshold.
+        per_category: also calibrate categories that have category labels.
+        name: the new policy's name (default: ``<name>-calibrated``).
+
+    Raises:
+        ConfigError: no labelled rows, or a bad argument.
+    """
+    if not 0 < holdout < 1:
+        raise ConfigError(f"holdout must be between 0 and 1, got {holdout}")
+    if not 0 <= target_fpr <= 1:
+        raise ConfigError(f"target FPR must be between 0 and 1, got {target_fpr}")
+    categories = list(policy.resolved_taxonomy.ids)
+    fit, n_fit = _fit(results, holdout, categories)
+    if n_fit == 0:
+        raise ConfigError(
+            f"{results}: no labelled, scored rows in the calibration part; audit with "
+            "--label-field to record labels"
+        )
+    thresholds: dict[str, float] = {}
+    for role, hist in fit.by_role.items():
+        thresholds[f"{role}"] = _choose(hist, objective, target_fpr)
+    for (role, lang), hist in fit.by_language.items():
+        # Only real language codes can be policy overrides ("und" and odd codes cannot).
+        if _LANG.match(lang) and lang != "und" and _usable(hist, min_rows, objective):
+            thresholds[f"{role}/{lang}"] = _choose(hist, objective, target_fpr)
+    if per_category:
+        for (role, cat), hist in fit.by_category.items():
+            if hist.positives >= min_rows and hist.negatives >= min_rows:
+                thresholds[f"{role}/category:{cat}"] = _choose(hist, objective, target_fpr)
+    new = _apply(policy, thresholds, name or f"{policy.name}-calibrated", objective, target_fpr)
+    before, after, n_hold = evaluate_split(results, holdout, policy, new)
+    return CalibrationResult(new, thresholds, before, after, n_fit, n_hold)
+
+
+def _fit(results: Path, holdout: float, categories: list[str]) -> tuple[_Fit, int]:
+    fit, n = _Fit(), 0
+    for batch in iter_output(results):
+        for r in batch:
+            if r.get("label") is None or r.get("unsafe") is None:
+                continue
+            if in_holdout(str(r["id"]), holdout):
+                continue
+            fit.add(r, categories)
+            n += 1
+    return fit, n
+
+
+def _limits(t: float, block_at: float | None) -> dict[str, float]:
+    # The calibrated threshold is where flagging starts; blocking never starts below it.
+    return {"flag_at": t, "block_at": max(t, block_at if block_at is not None else t)}
+
+
+def _apply(
+    policy: Policy, thresholds: dict[str, float], name: str, objective: str, target: float
+) -> Policy:
+    data = policy.model_dump(mode="json", exclude_none=True)
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, t in sorted(thresholds.items()):
+        role, _, rest = key.partition("/")
+        base = data["thresholds"].setdefault(role, {})
+        if not rest:
+            base["unsafe"] = _limits(t, (base.get("unsafe") or {}).get("block_at"))
+            base["default_category"] = _limits(
+                t, (base.get("default_category") or {}).get("block_at")
+            )
+        elif rest.startswith("category:"):
+            cat = rest.removeprefix("category:")
+            cats = base.setdefault("categories", {})
+            cats[cat] = _limits(t, (cats.get(cat) or {}).get("block_at"))
+        else:
+            entry = overrides.setdefault(rest, {"languages": [rest]})
+            block = (base.get("unsafe") or {}).get("block_at")
+            entry[role] = {"unsafe": _limits(t, block), "default_category": _limits(t, block)}
+    reason = f"calibrated: {'F1' if objective == 'f1' else f'FPR <= {target}'}"
+    data["language_overrides"] = list(data.get("language_overrides", [])) + [
+        {**entry, "reason": reason} for entry in overrides.values()
+    ]
+    data["name"] = name
+    data["description"] = f"{policy.description} ({reason} from labelled data)".strip()
+    return Policy.model_validate(data)
+
+
+def write_policy(policy: Policy, path: Path) -> None:
+    """Write a policy as YAML that ``load_policy`` / ``Guard.from_policy`` read back."""
+    data = policy.model_dump(mode="json", exclude_none=True)
+    text = "# Written by `guardrail calibrate`.\n" + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,270 @@
+"""``guardrail audit`` and ``guardrail calibrate``: offline data sets (guardrail.adapters.audit).
+
+The adapter is imported inside the commands, so other commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from guardrail.cli.core import fail, policy_option
+from guardrail.errors import GuardrailError
+from guardrail.types import Role
+
+_PATH = click.Path(path_type=Path)
+
+
+@click.command()
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "-o", type=_PATH, required=True, help="Results file (.parquet or .jsonl).")
+@click.option("--text-field", default="text", show_default=True, help="Column with the text.")
+@click.option("--prompt-field", default=None, help="Column with the prompt a response answers.")
+@click.option("--id-field", default=None, help="Id column (default: row numbers from 0).")
+@click.option(
+    "--role",
+    type=click.Choice(["prompt", "response"]),
+    default="prompt",
+    show_default=True,
+    help="Role of every row (unless --role-field).",
+)
+@click.option("--role-field", default=None, help="Column with prompt/response per row.")
+@click.option("--label-field", default=None, help="Column with ground-truth labels.")
+@click.option(
+    "--label-map",
+    multiple=True,
+    help="VALUE=safe|unsafe|CATEGORY (repeatable or comma-separated) for non-boolean labels.",
+)
+@click.option("--language-field", default=None, help="Column with known language codes.")
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["jsonl", "csv", "parquet", "hf"]),
+    default=None,
+    help="Input format (default: from the suffix; a folder is a saved HF dataset).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--report", type=_PATH, default=None, help="Write an HTML report here.")
+@click.option("--no-report-text", is_flag=True, help="Leave texts out of the report.")
+@click.option("--overwrite", is_flag=True, help="Start over: discard earlier output/progress.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Scoring actors for --engine ray.",
+)
+@click.option(
+    "--calibrate",
+    "calibrate_out",
+    type=_PATH,
+    default=None,
+    help="Also write a calibrated policy YAML (needs --label-field).",
+)
+@click.option(
+    "--target-fpr",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Calibrate for this false-positive rate.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["fpr", "f1"]),
+    default=None,
+    help="Calibration objective (fpr needs --target-fpr).",
+)
+def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
+    """Score every row of INPUT (JSONL, CSV, Parquet or a saved HF dataset) with a policy.
+
+    Results are committed as the run goes; a run that stops (even with kill -9) resumes when
+    started again with the same arguments. Example:
+
+        guardrail audit data.jsonl --text-field text --out results.parquet --report report.html
+    """
+    from guardrail.adapters.audit import AuditConfig, run_audit
+    from guardrail.adapters.audit.fields import FieldSpec, parse_label_map
+
+    if opts["calibrate_out"] and not opts["label_field"]:
+        fail("--calibrate needs --label-field")
+    if opts["calibrate_out"] and opts["target_fpr"] is None and opts["objective"] != "f1":
+        fail("--calibrate needs --target-fpr RATE or --objective f1")
+    try:
+        fields = FieldSpec(
+            text_field=opts["text_field"],
+            prompt_field=opts["prompt_field"],
+            id_field=opts["id_field"],
+            role=Role(opts["role"]),
+            role_field=opts["role_field"],
+            label_field=opts["label_field"],
+            label_map=parse_label_map(list(opts["label_map"])),
+            language_field=opts["language_field"],
+        )
+        config = AuditConfig(
+            input=input_path,
+            out=out,
+            fields=fields,
+            policy=policy,
+            input_format=opts["input_format"],
+            batch_size=opts["batch_size"],
+            overwrite=opts["overwrite"],
+            progress=not opts["no_progress"],
+            engine=opts["engine"],
+            ray_workers=opts["workers"],
+        )
+        summary = run_audit(config)
+        click.echo(
+            f"{summary.rows:,} rows -> {summary.out} ({summary.errors:,} not scored; "
+            f"{summary.rows_this_run:,} this run at {summary.rows_per_s:,.1f} rows/s"
+            + (f"; resumed after {summary.resumed_from:,}" if summary.resumed_from else "")
+            + ")"
+        )
+        if opts["report"]:
+            _report(config, summary.as_dict(), opts["report"], not opts["no_report_text"])
+        if opts["calibrate_out"]:
+            target = opts["calibrate_out"]
+            _print_calibration(
+                _calibrate(out, policy, target, opts["objective"], opts["target_fpr"])
+            )
+            click.echo(f"calibrated policy -> {target}")
+    except GuardrailError as e:
+        fail(str(e))
+
+
+audit.params.append(policy_option())
+
+
+def _report(config: Any, summary: dict[str, Any], path: Path, include_text: bool) -> None:
+    from guardrail.adapters.audit.readers import detect_format
+    from guardrail.adapters.audit.report import write_report
+    from guardrail.adapters.audit.runner import resolve_policy
+
+    policy = resolve_policy(config.policy)
+    meta = {
+        "input": str(config.input),
+        "policy": f"{policy.name} ({policy.content_hash})",
+        "classifier": policy.classifier.name,
+        **{k: v for k, v in summary.items() if k not in ("policy", "classifier")},
+    }
+    write_report(
+        path,
+        results=config.out,
+        categories=list(policy.resolved_taxonomy.ids),
+        meta=meta,
+        input_path=config.input,
+        input_format=detect_format(config.input, config.input_format),
+        fields=config.fields,
+        include_text=include_text,
+    )
+    click.echo(f"report -> {path}")
+
+
+def _calibrate(
+    results: Path,
+    policy: str,
+    out: Path,
+    objective: str | None,
+    target_fpr: float | None,
+    **options: Any,
+) -> dict[str, Any]:
+    from guardrail.adapters.audit.calibration import calibrate as run_calibration
+    from guardrail.adapters.audit.calibration import write_policy
+    from guardrail.adapters.audit.runner import resolve_policy
+
+    objective = objective or ("fpr" if target_fpr is not None else None)
+    if objective is None:
+        fail("choose a calibration objective: --target-fpr RATE or --objective f1")
+    if objective == "fpr" and target_fpr is None:
+        fail("--objective fpr needs --target-fpr")
+    result = run_calibration(
+        results,
+        resolve_policy(policy),
+        objective="f1" if objective == "f1" else "fpr",
+        target_fpr=target_fpr if target_fpr is not None else 0.05,
+        **options,
+    )
+    write_policy(result.policy, out)
+    return result.as_dict()
+
+
+def _print_calibration(summary: dict[str, Any]) -> None:
+    click.echo(
+        f"calibrated on {summary['calibration_rows']:,} rows; held out {summary['holdout_rows']:,}"
+    )
+    for key, t in summary["thresholds"].items():
+        click.echo(f"  {key:32} flag_at={t:.3f}")
+    click.echo(f"  {'held-out':10} {'precision':>9} {'recall':>7} {'F1':>6} {'FPR':>6}")
+    for when in ("before", "after"):
+        m = summary[when]["overall"]
+        click.echo(f"  {when:10} " + " ".join(_fmt(m[k], w) for k, w in _COLS))
+
+
+_COLS = (("precision", 9), ("recall", 7), ("f1", 6), ("fpr", 6))
+
+
+def _fmt(value: float | None, width: int) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+
+@click.command()
+@click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=_PATH, required=True, help="Where to write the policy YAML.")
+@click.option(
+    "--target-fpr",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Choose thresholds meeting this false-positive rate.",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["fpr", "f1"]),
+    default=None,
+    help="fpr (needs --target-fpr) or f1 (maximise F1).",
+)
+@click.option(
+    "--holdout",
+    type=click.FloatRange(0.01, 0.99),
+    default=0.3,
+    show_default=True,
+    help="Fraction of rows (by id hash) kept out to report on.",
+)
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Fewest rows per class for a language or category to get its own threshold.",
+)
+@click.option("--no-categories", is_flag=True, help="Do not calibrate category thresholds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def calibrate(results: Path, out: Path, policy: str, **opts: Any) -> None:
+    """Choose per-language thresholds from a labelled audit output (RESULTS) and write a policy.
+
+    RESULTS comes from `guardrail audit ... --label-field LABEL` run with the same --policy.
+    """
+    try:
+        summary = _calibrate(
+            results,
+            policy,
+            out,
+            opts["objective"],
+            opts["target_fpr"],
+            holdout=opts["holdout"],
+            min_rows=opts["min_rows"],
+            per_category=not opts["no_categories"],
+        )
+    except GuardrailError as e:
+        fail(str(e))
+        return
+    if opts["as_json"]:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        _print_calibration(summary)
+    click.echo(f"calibrated policy -> {out}", err=opts["as_json"])
+
+
+calibrate.params.append(policy_option())
