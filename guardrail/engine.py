@@ -6,6 +6,8 @@ allow-list match allows; otherwise the thresholds decide and the most severe act
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from guardrail.policy import DirectionThresholds, Policy, Thresholds
 from guardrail.types import Action, FiredCategory, Role, ScoreSet, Verdict
 
@@ -51,6 +53,7 @@ def evaluate(
     role: Role = Role.PROMPT,
     text: str | None = None,
     notes: tuple[str, ...] = (),
+    views: Sequence[str] = (),
 ) -> Verdict:
     """Decide what to do with one scored text.
 
@@ -60,6 +63,8 @@ def evaluate(
         role: prompt or response (thresholds and categories differ).
         text: the text, for block- and allow-list matching (lists are skipped when None).
         notes: remarks to carry into the verdict.
+        views: normalised views of the text (``guardrail.normalize``); the block-list is
+            matched against them too, the allow-list only against the text itself.
 
     Returns:
         The verdict: action, fired thresholds, what decided, language, policy identity.
@@ -70,7 +75,7 @@ def evaluate(
     fired = _fired(policy, scores, role, limits)
     decided_by: list[str] = []
     extra_notes = list(notes)
-    if text is not None and (hit := policy.blocklist.search(text, role)) is not None:
+    if text is not None and (hit := _blocklisted(policy, (text, *views), role)) is not None:
         action = Action.BLOCK
         decided_by.append("blocklist")
         extra_notes.append(f"blocklist matched {hit[:80]!r}")
@@ -100,6 +105,14 @@ def evaluate(
         policy_hash=policy.content_hash,
         notes=tuple(extra_notes) + scores.notes,
     )
+
+
+def _blocklisted(policy: Policy, texts: tuple[str, ...], role: Role) -> str | None:
+    for text in texts:
+        hit = policy.blocklist.search(text, role)
+        if hit is not None:
+            return hit
+    return None
 
 
 def error_verdict(

@@ -16,6 +16,7 @@ from guardrail.classifiers.base import Classifier
 from guardrail.engine import error_verdict, evaluate
 from guardrail.errors import ClassifierError, ClassifierTimeout
 from guardrail.language import UNDETERMINED, detect_language, normalize_language
+from guardrail.normalize import is_view_label, scoring_notes, view_samples
 from guardrail.policy import Policy, load_policy
 from guardrail.registry import create_classifier
 from guardrail.types import Action, Role, Sample, ScoreSet, Verdict
@@ -203,6 +204,27 @@ class Guard:
         self, index: int, sample: Sample, language: tuple[str, float | None], pieces: list[_Piece]
     ) -> Verdict | None:
         """Queue what to score for one sample; return a verdict now when no scoring is needed."""
+        start = len(pieces)
+        early = self._expand_original(index, sample, language, pieces)
+        if early is None:
+            self._expand_views(index, pieces[start:], pieces)
+        return early
+
+    def _expand_views(self, index: int, originals: list[_Piece], pieces: list[_Piece]) -> None:
+        """Queue the text views (and language parts) of what ``_expand_original`` queued."""
+        settings = self.policy.normalization
+        if len(originals) > 1:
+            # A long text's parts get views within one budget, and no language parts.
+            settings = settings.model_copy(update={"language_parts": False})
+        budget = settings.max_views + (settings.max_language_parts * settings.language_parts)
+        for original in originals:
+            extra = view_samples(original.sample, settings)[: max(budget, 0)]
+            pieces.extend(_Piece(index, label, view) for label, view in extra)
+            budget -= len(extra)
+
+    def _expand_original(
+        self, index: int, sample: Sample, language: tuple[str, float | None], pieces: list[_Piece]
+    ) -> Verdict | None:
         policy, text = self.policy, sample.text
         if not text.strip():
             return _plain_verdict(policy, sample, language, Action.ALLOW, "empty", "empty text")
@@ -272,14 +294,21 @@ class Guard:
             return
         classify_ms = (time.perf_counter() - t0) * 1000
         grouped: dict[int, list[tuple[str | None, ScoreSet]]] = {}
+        views: dict[int, list[str]] = {}
         for piece, result in zip(pieces, results, strict=True):
             grouped.setdefault(piece.owner, []).append((piece.label, result))
+            if is_view_label(piece.label):
+                views.setdefault(piece.owner, []).append(piece.sample.text)
         for owner, scored in grouped.items():
             sample = samples[owner]
             combined = _combine(scored, languages[owner], self.policy.classifier.name)
-            notes = (f"scored in {len(scored)} parts",) if len(scored) > 1 else ()
             verdict = evaluate(
-                self.policy, combined, role=sample.role, text=sample.text, notes=notes
+                self.policy,
+                combined,
+                role=sample.role,
+                text=sample.text,
+                notes=scoring_notes([label for label, _ in scored]),
+                views=views.get(owner, ()),
             )
             verdicts[owner] = verdict.with_updates(timings={"classify_ms": classify_ms})
 

@@ -32,6 +32,7 @@ from guardrail._resources import (
 )
 from guardrail.errors import ConfigError, UnknownClassifierError
 from guardrail.language import normalize_language
+from guardrail.normalize import Normalization
 from guardrail.taxonomy import Category, Taxonomy, load_taxonomy
 from guardrail.types import Role
 
@@ -277,6 +278,11 @@ class Policy(BaseModel):
     )
     max_parts: int = Field(
         64, gt=0, description="With on_long_input=parts, texts needing more parts are blocked."
+    )
+    normalization: Normalization = Field(
+        default_factory=Normalization,
+        description="Text views scored besides the original (against obfuscation) and "
+        "scoring of mixed-language text by parts; all on by default.",
     )
     refusal_message: str = Field(
         "Sorry, I can't help with that.", description="Text a blocked call returns instead."

@@ -1,0 +1,62 @@
+"""Code-switching: split a text that mixes languages into one part per detected language."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+_SENTENCE = re.compile(r"[^.!?。！？؟।\n]+[.!?。！？؟।]*")
+_LETTER = re.compile(r"[^\W\d_]")
+# Sentences with fewer letters than this get no language of their own (detection on a few
+# words is a guess); they join the part of the sentence before them.
+MIN_LETTERS = 12
+# Past this many sentences, neighbours are merged first so detection stays bounded.
+MAX_SENTENCES = 16
+MIN_CONFIDENCE = 0.8
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text`` (split after . ! ? and their CJK / Arabic / Devanagari forms)."""
+    return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def _bounded(items: list[str]) -> list[str]:
+    if len(items) <= MAX_SENTENCES:
+        return items
+    size = -(-len(items) // MAX_SENTENCES)
+    return [" ".join(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def language_parts(
+    text: str, detect: Callable[[str], tuple[str, float]], *, max_parts: int = 4
+) -> list[tuple[str, str]]:
+    """Group the sentences of a text by detected language.
+
+    Args:
+        text: the text.
+        detect: a language detector returning ``(code, confidence)``.
+        max_parts: at most this many languages get a part (in order of first appearance).
+
+    Returns:
+        ``[(language, part_text), ...]`` when the text has sentences in at least two
+        languages; otherwise an empty list (a monolingual text is scored whole).
+    """
+    items = _bounded(sentences(text))
+    if len(items) < 2:
+        return []
+    langs: list[str | None] = []
+    for item in items:
+        if len(_LETTER.findall(item)) < MIN_LETTERS:
+            langs.append(None)
+            continue
+        code, confidence = detect(item)
+        langs.append(code if confidence >= MIN_CONFIDENCE and code != "und" else None)
+    known = [lang for lang in langs if lang is not None]
+    if len(set(known)) < 2:
+        return []
+    grouped: dict[str, list[str]] = {}
+    current = known[0]
+    for item, lang in zip(items, langs, strict=True):
+        current = lang or current
+        grouped.setdefault(current, []).append(item)
+    return [(lang, " ".join(parts)) for lang, parts in list(grouped.items())[:max_parts]]

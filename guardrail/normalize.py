@@ -1,0 +1,384 @@
+"""Text views against obfuscation: the same text as a classifier should also see it.
+
+Attackers hide harmful text from classifiers with invisible characters, look-alike letters,
+leetspeak, spaced letters and encodings. Each *view* undoes one family of tricks. The ``Guard``
+scores the original text and every view that differs from it, takes the highest score, and
+records the view that gave it (``decided_by`` holds ``view:<label>``).
+
+Views, in the order they are built (at most ``max_views`` per text):
+
+* ``nfkc`` / ``invisible`` / ``confusables`` (one cumulative view, labelled by the steps that
+  changed something, e.g. ``invisible+confusables``): Unicode NFKC (fullwidth and mathematical
+  letters, ligatures); removal of zero-width, bidi-control and other invisible characters
+  (Unicode tag characters are decoded, since text can be smuggled in them); look-alike letters
+  of another script folded to the script of the word they hide in (Cyrillic "а" in a Latin
+  word). A word written wholly in one non-Latin script is left alone, so Russian stays Russian.
+* ``leetspeak`` / ``spacing`` (on top of the previous view): ``k1ll`` -> ``kill``,
+  ``k i l l`` -> ``kill``.
+* ``base64``, ``hex``, ``url``: embedded payloads decoded in place when they hold text.
+* ``rot13``: segments whose rot13 decoding reads clearly more like language than the original.
+
+A view that differs from the original only in punctuation or white space is dropped: it
+would cost a classifier call and tell nothing new.
+
+Example:
+    >>> [v.label for v in text_views("how to k\\u200bi\\u200bl\\u200bl")]
+    ['invisible']
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardrail import _views_tables as tables
+from guardrail._views_decode import decode_base64, decode_hex, decode_rot13, decode_url
+from guardrail._views_parts import language_parts
+from guardrail.language import UNDETERMINED, detect_language
+from guardrail.types import Sample
+
+__all__ = [
+    "Normalization",
+    "View",
+    "fold_confusables",
+    "is_view_label",
+    "join_spaced_letters",
+    "language_parts",
+    "nfkc",
+    "scoring_notes",
+    "strip_invisible",
+    "text_views",
+    "undo_leetspeak",
+    "view_samples",
+]
+
+
+class Normalization(BaseModel):
+    """Which text views a policy scores besides the original text (all on by default)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    enabled: bool = Field(True, description="Master switch; false scores only the original.")
+    nfkc: bool = Field(True, description="Unicode NFKC (fullwidth, mathematical letters, ...).")
+    invisible: bool = Field(
+        True, description="Remove zero-width, bidi-control and other invisible characters."
+    )
+    confusables: bool = Field(
+        True, description="Fold look-alike letters of another script inside a word."
+    )
+    leetspeak: bool = Field(True, description="Read digits and symbols inside words as letters.")
+    spacing: bool = Field(True, description="Join letters spaced apart ('k i l l').")
+    base64: bool = Field(True, description="Decode embedded base64 payloads holding text.")
+    hex: bool = Field(True, description="Decode embedded hex payloads holding text.")
+    url: bool = Field(True, description="Decode URL-encoded (%XX) payloads holding text.")
+    rot13: bool = Field(True, description="Decode rot13 where the result reads more like language.")
+    language_parts: bool = Field(
+        True, description="Score text mixing languages also by parts, one per language."
+    )
+    max_views: int = Field(4, ge=0, le=16, description="Most views scored per text.")
+    max_payload_chars: int = Field(
+        4096, gt=0, le=1_000_000, description="Longest encoded payload that is decoded."
+    )
+    max_language_parts: int = Field(
+        4, ge=2, le=16, description="Most languages that get a part of their own."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A view of a text: what was undone (``label``) and the resulting text."""
+
+    label: str
+    text: str
+
+
+# -- Unicode ---------------------------------------------------------------------------------
+
+_NFKC_KEEP = re.compile(
+    "(" + "".join(f"[{chr(lo)}-{chr(hi)}]+|" for lo, hi in tables.NFKC_KEEP_RANGES)[:-1] + ")"
+)
+
+
+def nfkc(text: str) -> str:
+    """Unicode NFKC, except for CJK punctuation and Hangul compatibility jamo (kept as is)."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    pieces = _NFKC_KEEP.split(text)
+    # re.split with one group: kept runs are at odd indices.
+    return "".join(p if i % 2 else unicodedata.normalize("NFKC", p) for i, p in enumerate(pieces))
+
+
+def _in(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return any(lo <= code <= hi for lo, hi in ranges)
+
+
+def _pictographic(ch: str) -> bool:
+    return ord(ch) >= 0x1F000 or unicodedata.category(ch) == "So"
+
+
+def _keep_joiner(prev: str, nxt: str) -> bool:
+    """ZWJ / ZWNJ matter next to joining scripts and inside emoji sequences."""
+    return any(c and (_in(ord(c), tables.JOINING_RANGES) or _pictographic(c)) for c in (prev, nxt))
+
+
+def _keep_selector(prev: str) -> bool:
+    """Variation selectors matter after emoji, symbols and CJK ideographs."""
+    return bool(prev) and (_pictographic(prev) or 0x3400 <= ord(prev) <= 0x2FFFF)
+
+
+def _invisible_char(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        ch in tables.INVISIBLE
+        or ch in tables.JOINERS
+        or _in(code, (tables.VARIATION_SELECTORS, tables.VARIATION_SELECTORS_SUPPLEMENT))
+        or _in(code, (tables.TAGS,))
+    )
+
+
+def strip_invisible(text: str) -> str:
+    """Remove invisible characters; decode Unicode tag characters to the ASCII they mirror."""
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for i, ch in enumerate(text):
+        if not _invisible_char(ch):
+            out.append(ch)
+            continue
+        code = ord(ch)
+        prev = out[-1] if out else ""
+        if _in(code, (tables.TAGS,)):
+            if 0xE0020 <= code <= 0xE007E:
+                out.append(chr(code - 0xE0000))
+        elif ch in tables.JOINERS:
+            if _keep_joiner(prev, text[i + 1] if i + 1 < len(text) else ""):
+                out.append(ch)
+        elif not ch.isspace() and ch not in tables.INVISIBLE and _keep_selector(prev):
+            out.append(ch)
+    return "".join(out)
+
+
+# -- confusables -----------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]+")
+_FOLDABLE = ("LATIN", "CYRILLIC", "GREEK")
+
+
+@lru_cache(maxsize=4096)
+def _script(ch: str) -> str:
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else ""
+
+
+def _fold_word(word: str, latin_text: bool) -> str:
+    scripts = {_script(c) for c in word}
+    if len(scripts) == 1:
+        # A whole word of look-alikes is folded only inside mostly Latin text.
+        if latin_text and "LATIN" not in scripts and all(c in tables.TO_LATIN for c in word):
+            return "".join(tables.TO_LATIN[c] for c in word)
+        return word
+    # The base script is the one with letters that have no Latin look-alike ("ж", "λ").
+    for script, table in (("CYRILLIC", tables.TO_CYRILLIC), ("GREEK", tables.TO_GREEK)):
+        if any(_script(c) == script and c not in tables.TO_LATIN for c in word):
+            return "".join(table.get(c, c) if _script(c) == "LATIN" else c for c in word)
+    return "".join(tables.TO_LATIN.get(c, c) for c in word)
+
+
+def fold_confusables(text: str) -> str:
+    """Fold look-alike letters of another script to the script of the word they hide in.
+
+    ``"kіll"`` with a Cyrillic ``і`` becomes ``"kill"``; ``"пpивет"`` with a Latin ``p`` becomes
+    all Cyrillic. Words written wholly in one script are left alone, except words made only of
+    Latin look-alikes inside mostly Latin text (``"сосо"`` in an English sentence).
+    """
+    if text.isascii():
+        return text
+    latin = other = 0
+    for ch in text:
+        if ch.isalpha():
+            if ch.isascii():
+                latin += 1
+            elif _script(ch) in _FOLDABLE[1:]:
+                other += 1
+    if not other:
+        return text
+    latin_text = latin > 2 * other
+    return _WORD.sub(lambda m: _fold_word(m.group(0), latin_text), text)
+
+
+# -- leetspeak and spacing -------------------------------------------------------------------
+
+_LEET_CHARS = "".join(re.escape(c) for c in tables.LEET)
+_LEET_TOKEN = re.compile(rf"[A-Za-z{_LEET_CHARS}]+")
+_LEET_INSIDE = re.compile(rf"[A-Za-z][{_LEET_CHARS}]+[A-Za-z]")
+# Three or more single letters with the same separator between each ("k i l l", "k.i.l.l").
+_SPACED = re.compile(r"(?<![^\W_])[^\W_]([ .\-_*·/~])[^\W_](?:\1[^\W_])+(?![^\W_])")
+
+
+def _unleet(match: re.Match[str]) -> str:
+    token = match.group(0)
+    letters = sum(c.isalpha() for c in token)
+    # Long mixed tokens are ids, hashes or encoded payloads, not words.
+    if len(token) > 24 or letters < max(2, len(token) - letters) or not _LEET_INSIDE.search(token):
+        return token
+    return "".join(tables.LEET.get(c, c) for c in token)
+
+
+def undo_leetspeak(text: str) -> str:
+    """Read digits and symbols as letters in words that mix them (``k1ll``, ``h4ck3r``)."""
+    if not _LEET_INSIDE.search(text):
+        return text
+    return _LEET_TOKEN.sub(_unleet, text)
+
+
+def _joiner(sep: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: m.group(0).replace(sep, "")
+
+
+def join_spaced_letters(text: str) -> str:
+    """Join three or more single letters spaced apart (``k i l l``, ``k.i.l.l`` -> ``kill``).
+
+    Once such a run is found, pairs with the same separator are joined too (``t.o``).
+    """
+    seps = {m.group(1) for m in _SPACED.finditer(text)}
+    if not seps:
+        return text
+    for sep in seps:
+        pair = re.compile(rf"(?<![^\W_])[^\W_](?:{re.escape(sep)}[^\W_])+(?![^\W_])")
+        text = pair.sub(_joiner(sep), text)
+    return re.sub(r" {2,}", " ", text)
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+def _skeleton(text: str) -> str:
+    """The text with punctuation/symbol runs and white-space runs reduced to one mark."""
+    out: list[str] = []
+    for ch in text:
+        kind = "•" if unicodedata.category(ch)[0] in "PS" else " " if ch.isspace() else ch
+        if not (out and kind in "• " and out[-1] == kind):
+            out.append(kind)
+    return "".join(out).strip()
+
+
+def _chain(
+    text: str, steps: Sequence[tuple[str, bool, Callable[[str], str]]]
+) -> tuple[str, list[str]]:
+    labels = []
+    for label, on, fn in steps:
+        if on:
+            changed = fn(text)
+            if changed != text:
+                labels.append(label)
+                text = changed
+    return text, labels
+
+
+def _candidates(text: str, s: Normalization) -> list[View]:
+    views = []
+    unicode_text, unicode_labels = _chain(
+        text,
+        [
+            ("nfkc", s.nfkc, nfkc),
+            ("invisible", s.invisible, strip_invisible),
+            ("confusables", s.confusables, fold_confusables),
+        ],
+    )
+    if unicode_labels:
+        views.append(View("+".join(unicode_labels), unicode_text))
+    plain_text, plain_labels = _chain(
+        unicode_text,
+        [("spacing", s.spacing, join_spaced_letters), ("leetspeak", s.leetspeak, undo_leetspeak)],
+    )
+    if plain_labels:
+        views.append(View("+".join(unicode_labels + plain_labels), plain_text))
+    cap = s.max_payload_chars
+    for label, on, fn in (
+        ("base64", s.base64, decode_base64),
+        ("hex", s.hex, decode_hex),
+        ("url", s.url, decode_url),
+    ):
+        if on:
+            views.append(View(label, fn(unicode_text, max_payload_chars=cap)))
+    if s.rot13:
+        views.append(View("rot13", decode_rot13(text)))
+    return views
+
+
+def text_views(text: str, settings: Normalization | None = None) -> list[View]:
+    """The views of ``text`` worth scoring: those that differ from it beyond punctuation.
+
+    Args:
+        text: the original text.
+        settings: which views to build (default: all, at most 4).
+
+    Returns:
+        Up to ``settings.max_views`` views, in the order listed in the module docstring,
+        without duplicates; empty when the text needs no view (the common case).
+    """
+    s = settings or Normalization()
+    if not s.enabled or s.max_views == 0 or not text.strip():
+        return []
+    seen: set[str] = set()
+    out: list[View] = []
+    for view in _candidates(text, s):
+        if view.text == text:
+            continue
+        if not seen:
+            seen.add(_skeleton(text))  # only computed when some view differs
+        key = _skeleton(view.text)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(view)
+        if len(out) >= s.max_views:
+            break
+    return out
+
+
+def view_samples(sample: Sample, settings: Normalization) -> list[tuple[str, Sample]]:
+    """What to score for ``sample`` besides itself: its views and its language parts.
+
+    Each view gets its own language detection (an obfuscated text often reads as another
+    language, and the view's language picks the thresholds when the view decides). Parts are
+    built only for a text with sentences in at least two languages.
+
+    Returns:
+        ``[(label, sample), ...]``: labels are view labels (``base64``, ``invisible``, ...) or
+        ``lang:<code>`` for a part in one language.
+    """
+    if not settings.enabled:
+        return []
+    out: list[tuple[str, Sample]] = []
+    for view in text_views(sample.text, settings):
+        code, _ = detect_language(view.text)
+        language = sample.language if code == UNDETERMINED else code
+        out.append((view.label, Sample(view.text, sample.role, sample.context, language)))
+    if settings.language_parts:
+        parts = language_parts(sample.text, detect_language, max_parts=settings.max_language_parts)
+        out.extend(
+            (f"lang:{code}", Sample(part, sample.role, sample.context, code))
+            for code, part in parts
+        )
+    return out
+
+
+def is_view_label(label: str | None) -> bool:
+    """True for the label of a text view (not of a part of a long text or of a language)."""
+    return label is not None and not label.startswith(("part:", "lang:", "truncated"))
+
+
+def scoring_notes(labels: Sequence[str | None]) -> tuple[str, ...]:
+    """Verdict notes saying what was scored besides the text: parts, views, language parts."""
+    parts = sum(1 for label in labels if label is None or label.startswith("part:"))
+    extra = [label for label in labels if label and not label.startswith(("part:", "truncated"))]
+    notes = [f"scored in {parts} parts"] if parts > 1 else []
+    if extra:
+        notes.append(f"also scored: {', '.join(extra)}")
+    return tuple(notes)
