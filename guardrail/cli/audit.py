@@ -47,6 +47,13 @@ _PATH = click.Path(path_type=Path)
     help="Input format (default: from the suffix; a folder is a saved HF dataset).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--commit-rows",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Commit results at least every N rows (and every 5 s).",
+)
 @click.option("--report", type=_PATH, default=None, help="Write an HTML report here.")
 @click.option("--no-report-text", is_flag=True, help="Leave texts out of the report.")
 @click.option("--overwrite", is_flag=True, help="Start over: discard earlier output/progress.")
@@ -111,6 +118,7 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
             policy=policy,
             input_format=opts["input_format"],
             batch_size=opts["batch_size"],
+            commit_rows=opts["commit_rows"],
             overwrite=opts["overwrite"],
             progress=not opts["no_progress"],
             engine=opts["engine"],
