@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from guardrail._text import split_parts
 from guardrail.classifiers.base import Classifier
@@ -89,6 +90,26 @@ class Guard:
                         self.policy.classifier, taxonomy=self.policy.resolved_taxonomy
                     )
         return self._classifier
+
+    # -- adapters --------------------------------------------------------------------------
+
+    def wrap(self, client: Any, **options: Any) -> Any:
+        """Wrap an OpenAI-compatible client so its model calls are moderated.
+
+        See ``guardrail.middleware.wrap`` for the options.
+        """
+        from guardrail import middleware
+
+        return middleware.wrap(self, client, **options)
+
+    def protect(self, fn: Callable[..., Any] | None = None, **options: Any) -> Any:
+        """Decorator: moderate a ``prompt -> str`` function (sync, async or generator).
+
+        See ``guardrail.middleware.protect`` for the options.
+        """
+        from guardrail import middleware
+
+        return middleware.protect(self, fn, **options)
 
     # -- synchronous API -------------------------------------------------------------------
 
