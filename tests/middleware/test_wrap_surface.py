@@ -1,0 +1,125 @@
+"""Nothing bypasses the guard: Responses API, legacy completions, raw responses, other resources."""
+
+from __future__ import annotations
+
+import pytest
+from openai import OpenAI
+from openai.types import Completion
+from openai.types.responses import Response
+
+from guardrail import Action, ContentBlocked
+from guardrail.middleware import GuardedClient, UnguardedCallError
+from tests.fake_upstream import completion_reply, responses_reply
+from tests.middleware.conftest import BLOCK, user
+
+RESPONSES = "/v1/responses"
+
+
+def test_responses_allow_and_block_both_sides(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client)
+    reply = client.responses.create(model="m", input="Say hello")
+    assert type(reply) is Response and reply.output_text == "Hello from responses!"
+    assert reply.guardrail.action is Action.ALLOW
+    with pytest.raises(ContentBlocked):
+        client.responses.create(model="m", input=[{"role": "user", "content": BLOCK}])
+    fake_upstream.script(RESPONSES, responses_reply(f"answer {BLOCK}"))
+    with pytest.raises(ContentBlocked) as info:
+        client.responses.create(model="m", input="hi")
+    assert info.value.stage == "post_call"
+    assert len(fake_upstream.calls(RESPONSES)) == 2
+
+
+def test_responses_refuse_mode_and_untrusted_tool_output(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client, on_block="refuse")
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "Use the tool."}]},
+        {"type": "function_call_output", "call_id": "c1", "output": f"{BLOCK} injected"},
+    ]
+    reply = client.responses.create(model="m", input=items)
+    assert type(reply) is Response
+    assert reply.output_text == guard.policy.refusal_message
+    assert reply.incomplete_details.reason == "content_filter"
+    assert fake_upstream.requests == []
+
+
+def test_responses_stream_and_background_are_refused(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client)
+    with pytest.raises(UnguardedCallError, match="stream"):
+        client.responses.create(model="m", input="hi", stream=True)
+    with pytest.raises(UnguardedCallError, match="background"):
+        client.responses.create(model="m", input="hi", background=True)
+    assert fake_upstream.requests == []
+
+
+def test_legacy_completions(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client, on_block="refuse")
+    fake_upstream.script("/v1/completions", completion_reply("a poem", f"{BLOCK} poem"))
+    reply = client.completions.create(model="m", prompt="Write a poem", n=2)
+    assert type(reply) is Completion
+    assert [c.text for c in reply.choices] == ["a poem", guard.policy.refusal_message]
+    refused = client.completions.create(model="m", prompt=[BLOCK])
+    assert refused.choices[0].finish_reason == "content_filter"
+    with pytest.raises(UnguardedCallError, match="token-id"):
+        client.completions.create(model="m", prompt=[1, 2, 3])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "with_raw_response",
+        "with_streaming_response",
+        "chat.with_raw_response",
+        "chat.completions.with_raw_response",
+        "chat.completions.with_streaming_response",
+        "chat.completions.stream",
+        "responses.with_raw_response",
+        "responses.stream",
+        "responses.parse",
+        "completions.with_raw_response",
+        "beta",
+        "realtime",
+        "audio",
+        "images",
+        "batches",
+        "conversations",
+        "fine_tuning",
+        "post",
+        "request",
+    ],
+)
+def test_text_carrying_surfaces_are_refused_with_a_clear_error(guard, openai_client, path):
+    obj = guard.wrap(openai_client)
+    names = path.split(".")
+    with pytest.raises(UnguardedCallError, match="not available on a guarded client"):
+        for name in names:
+            obj = getattr(obj, name)
+
+
+def test_other_resources_pass_through(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client)
+    assert [m.id for m in client.models.list()] == ["fake-model"]
+    assert len(client.embeddings.create(model="e", input="hello").data) == 1
+    assert client.api_key == "sk-test"
+    assert [r.path for r in fake_upstream.requests] == ["/v1/models", "/v1/embeddings"]
+
+
+def test_allow_unguarded_is_an_explicit_escape_hatch(guard, openai_client):
+    client = guard.wrap(openai_client, allow_unguarded=["batches", "with_raw_response"])
+    assert client.batches is openai_client.batches
+    assert client.with_raw_response is not None
+
+
+def test_with_options_and_copy_stay_guarded(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client)
+    for derived in (client.with_options(timeout=5), client.copy()):
+        assert isinstance(derived, GuardedClient)
+        with pytest.raises(ContentBlocked):
+            derived.chat.completions.create(model="m", messages=user(BLOCK))
+    assert fake_upstream.requests == []
+
+
+def test_context_manager_and_repr(guard, fake_upstream):
+    with guard.wrap(OpenAI(base_url=fake_upstream.base_url, api_key="k")) as client:
+        assert isinstance(client, GuardedClient)
+        assert "guarded" in repr(client)
+        assert "chat" in dir(client)
