@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
+from functools import lru_cache
+
+from guardrail._views_tables import FUNCTION_WORDS
 
 _SENTENCE = re.compile(r"[^.!?。！？؟।\n]+[.!?。！？؟।]*")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -13,6 +17,41 @@ MIN_LETTERS = 12
 # Past this many sentences, neighbours are merged first so detection stays bounded.
 MAX_SENTENCES = 16
 MIN_CONFIDENCE = 0.8
+
+
+_ASCII_WORD = re.compile(r"[A-Za-z]+")
+
+
+@lru_cache(maxsize=4096)
+def script_of(ch: str) -> str:
+    """The Unicode script of a letter, from its name (``LATIN``, ``CYRILLIC``, ``CJK``, ...)."""
+    name = unicodedata.name(ch, "")
+    return name.split(" ", 1)[0] if name else ""
+
+
+def _signature(sentence: str) -> str | None:
+    """A cheap guess at a sentence's language: its script, or for Latin its function words."""
+    letters = _LETTER.findall(sentence)
+    if len(letters) < MIN_LETTERS:
+        return None
+    ascii_letters = sum(1 for c in letters if c.isascii())
+    if ascii_letters * 2 < len(letters):
+        scripts: dict[str, int] = {}
+        for c in letters[:64]:
+            scripts[script_of(c)] = scripts.get(script_of(c), 0) + 1
+        return max(scripts.items(), key=lambda kv: kv[1])[0]
+    words = [w.lower() for w in _ASCII_WORD.findall(sentence)]
+    hits = sorted(((sum(w in fw for w in words), lang) for lang, fw in FUNCTION_WORDS.items()))
+    (second, _), (top, lang) = hits[-2], hits[-1]
+    return f"LATIN:{lang}" if top >= 2 and top >= 2 * second else "LATIN"
+
+
+def _likely_mixed(items: list[str]) -> bool:
+    """True when sentences differ in script, or in their Latin function words."""
+    signatures = {_signature(item) for item in items} - {None}
+    scripts = {sig.split(":")[0] for sig in signatures if sig}
+    latin_langs = {sig for sig in signatures if sig and ":" in sig}
+    return len(scripts) >= 2 or len(latin_langs) >= 2
 
 
 def sentences(text: str) -> list[str]:
@@ -42,7 +81,7 @@ def language_parts(
         languages; otherwise an empty list (a monolingual text is scored whole).
     """
     items = _bounded(sentences(text))
-    if len(items) < 2:
+    if len(items) < 2 or not _likely_mixed(items):
         return []
     langs: list[str | None] = []
     for item in items:

@@ -155,3 +155,22 @@ COMMON_WORDS = frozenset(
     een en is niet ik je hoe van met op
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
+
+# Frequent function words that tell languages written in Latin letters apart. Only a cheap
+# first guess: a text whose sentences seem to be in different languages is then checked with
+# the real language detector, sentence by sentence.
+FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    lang: frozenset(words.split())
+    for lang, words in {
+        "en": "the and is are was were you your what how this that with have not for from they "
+        "which would there their about can will should i to of in it my me",
+        "de": "der die das und ist nicht ich du wir sie ein eine mit auf für von den dem des "
+        "auch sich wie was wenn aber oder zu im",
+        "fr": "le la les et est une des pour pas qui dans avec nous vous sont je il elle ce "
+        "cette au aux du sur mais ou",
+        "es": "el los las y es una para por con como pero muy está son yo del al se lo su sus hay",
+        "it": "il lo gli di che non per con come sono una della nel anche io questo ma ho",
+        "pt": "o os as e que não um uma para com como eu está são mas muito você isso do da",
+        "nl": "het een en niet ik je hoe van met op dat zijn wij voor ook maar",
+    }.items()
+}

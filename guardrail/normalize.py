@@ -32,13 +32,12 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail import _views_tables as tables
 from guardrail._views_decode import decode_base64, decode_hex, decode_rot13, decode_url
-from guardrail._views_parts import language_parts
+from guardrail._views_parts import language_parts, script_of
 from guardrail.language import UNDETERMINED, detect_language
 from guardrail.types import Sample
 
@@ -169,10 +168,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 _FOLDABLE = ("LATIN", "CYRILLIC", "GREEK")
 
 
-@lru_cache(maxsize=4096)
-def _script(ch: str) -> str:
-    name = unicodedata.name(ch, "")
-    return name.split(" ", 1)[0] if name else ""
+_script = script_of
 
 
 def _fold_word(word: str, latin_text: bool) -> str:
