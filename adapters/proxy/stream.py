@@ -137,7 +137,9 @@ class StreamRelay:
                         finished.append(self._state(raw))
         stop = bool(self.choices) and all(s.blocked for s in self.choices.values())
         if not out_choices:
-            return [], stop
+            # Everything held back; a usage-only chunk (``choices: []``) still goes out.
+            keep = not chunk["choices"] or chunk.get("usage")
+            return ([encode({**chunk, "choices": []}, name)] if keep else []), stop
         out = {**chunk, "choices": out_choices}
         flagged = [v for s in finished for v in s.verdicts if v.action is not Action.ALLOW]
         if flagged:
