@@ -188,10 +188,10 @@ class StreamModerator:
             return end
         ends = sentence_ends(self.text, start)
         last = ends[-1] if ends else start
-        if last >= start + n and end - last < n:
-            return last  # whole sentences covering at least one interval
         if end - last >= max(n, LONG_SENTENCE):
             return end  # a runaway sentence: check it without waiting for its end
+        if last >= start + n:
+            return last  # whole sentences covering at least one interval
         return None  # wait for the current sentence to end
 
     def _end(self) -> int | None:
