@@ -182,6 +182,8 @@ def _fold_word(word: str, latin_text: bool) -> str:
     for script, table in (("CYRILLIC", tables.TO_CYRILLIC), ("GREEK", tables.TO_GREEK)):
         if any(_script(c) == script and c not in tables.TO_LATIN for c in word):
             return "".join(table.get(c, c) if _script(c) == "LATIN" else c for c in word)
+    if "LATIN" not in scripts and not latin_text:
+        return word  # e.g. Cyrillic and Greek mixed, with no Latin around: nothing to fold to
     return "".join(tables.TO_LATIN.get(c, c) for c in word)
 
 
@@ -220,7 +222,7 @@ def _unleet(match: re.Match[str]) -> str:
     token = match.group(0)
     letters = sum(c.isalpha() for c in token)
     # Long mixed tokens are ids, hashes or encoded payloads, not words.
-    if len(token) > 24 or letters < max(2, len(token) - letters) or not _LEET_INSIDE.search(token):
+    if len(token) > 16 or letters < max(2, len(token) - letters) or not _LEET_INSIDE.search(token):
         return token
     return "".join(tables.LEET.get(c, c) for c in token)
 

@@ -63,6 +63,8 @@ class Sample:
             raise TypeError(f"text must be a str, not {type(self.text).__name__}")
         if self.context is not None and not isinstance(self.context, str):
             raise TypeError(f"context must be a str or None, not {type(self.context).__name__}")
+        if self.language is not None and not isinstance(self.language, str):
+            raise TypeError(f"language must be a str or None, not {type(self.language).__name__}")
         object.__setattr__(self, "role", Role(self.role))
 
 
