@@ -60,9 +60,10 @@ _TASK = (
 
 
 def assign_codes(categories: Sequence[Category]) -> dict[str, Category]:
-    """S-codes for categories: their own ``S<n>`` code, or the next free number."""
+    """S-codes for categories: their own ``S<n>`` code, or the next number after S14."""
     taken = {int(m.group(1)) for c in categories if (m := _S_CODE.match(c.code))}
-    next_free = max(taken, default=0) + 1
+    # S1-S14 mean the MLCommons hazards to every Llama Guard; new categories never reuse them.
+    next_free = max(taken | {14}) + 1
     out: dict[str, Category] = {}
     for cat in categories:
         match = _S_CODE.match(cat.code)

@@ -40,7 +40,9 @@ def build_tokenizer(
     vocab = {tok: i for i, tok in enumerate([*SPECIALS, *WORDS])}
     inner = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     inner.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    inner.decoder = decoders.Fuse()
+    if not sequence:
+        # Answer pieces carry their own spaces and newlines; join them as they are.
+        inner.decoder = decoders.Fuse()
     inner.add_special_tokens([AddedToken(t, special=True) for t in SPECIALS])
     inner.add_tokens([AddedToken(t, normalized=False) for t in dict.fromkeys(added)])
     if sequence:
@@ -177,9 +179,18 @@ def save_decoder(
 
 
 def save_encoder(
-    path: Path, id2label: Mapping[int, str], *, bias: Sequence[float], multi_label: bool = False
+    path: Path,
+    id2label: Mapping[int, str],
+    *,
+    bias: Sequence[float],
+    multi_label: bool = False,
+    zero_weights: bool = True,
 ) -> Path:
-    """A tiny XLM-R sequence classifier whose output bias is ``bias`` (weights zeroed)."""
+    """A tiny XLM-R sequence classifier whose output bias is ``bias``.
+
+    With ``zero_weights`` the output layer ignores the text (the score is the bias); without,
+    the random weights make scores depend on the text.
+    """
     import transformers as tf
 
     tok = build_tokenizer(sequence=True)
@@ -200,7 +211,10 @@ def save_encoder(
     torch.manual_seed(0)
     model = tf.XLMRobertaForSequenceClassification(config)
     with torch.no_grad():
-        model.classifier.out_proj.weight.zero_()
+        if zero_weights:
+            model.classifier.out_proj.weight.zero_()
+        else:
+            model.classifier.out_proj.weight.mul_(50.0)
         model.classifier.out_proj.bias.copy_(torch.tensor(list(bias)))
     model.save_pretrained(path)
     tok.save_pretrained(path)
