@@ -340,11 +340,9 @@ def test_guard_scores_only_the_original_for_plain_text():
 def test_guard_catches_harmful_sentence_in_other_language_text():
     guard, fake = guard_for("hurt someone")
 
-    # The fake scores any text containing the phrase, so make the original not contain it
-    # verbatim: the German part around it changes the whole text's score via a custom fn.
+    # Like an embedding classifier, the fake scores the harmful sentence high only on its own:
+    # surrounded by benign German it is diluted.
     def score(sample):
-        from guardrail.types import ScoreSet
-
         unsafe = 0.95 if sample.text.startswith("I want to hurt") else 0.1
         return ScoreSet(unsafe=unsafe, language=sample.language, classifier="fake")
 
