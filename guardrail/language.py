@@ -38,11 +38,12 @@ def normalize_language(code: str) -> str:
         code: a code such as ``en``, ``pt-BR``, ``zh_TW``.
 
     Returns:
-        The bare ISO 639 code (``pt``, ``zh``), or ``und`` for an empty code.
+        The bare ISO 639 code (``pt``, ``zh``), or ``und`` for an empty code or one that is
+        not printable ASCII.
     """
     code = code.strip().lower().replace("_", "-")
-    if not code:
-        return UNDETERMINED
+    if not code or not (code.isascii() and code.isprintable()):
+        return UNDETERMINED  # a code with control characters or surrogates is no language code
     if code in _ALIASES:
         return _ALIASES[code]
     return _ALIASES.get(code.split("-")[0], code.split("-")[0])
