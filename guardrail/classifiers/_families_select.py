@@ -43,7 +43,10 @@ class FamilyOptions(BaseModel):
         description="Llama Guard: policy categories left out of the prompt's category list.",
     )
     controversial_weight: float = Field(
-        0.5, ge=0, le=1, description="Qwen3Guard: score given to 'Controversial' (0 safe, 1 unsafe)."
+        0.5,
+        ge=0,
+        le=1,
+        description="Qwen3Guard: score given to 'Controversial' (0 safe, 1 unsafe).",
     )
     shieldgemma_harms: list[str] | None = Field(
         None, description="ShieldGemma: harm types to ask about (default: all four)."

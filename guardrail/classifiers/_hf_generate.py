@@ -28,9 +28,7 @@ def render(tokenizer: Any, call: Call) -> str:
     if not getattr(tokenizer, "chat_template", None):
         raise ClassifierError("this family needs the model's chat template; the tokenizer has none")
     messages = [{"role": role, "content": content} for role, content in call.messages or ()]
-    text: str = tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True
-    )
+    text: str = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     return text
 
 
@@ -92,7 +90,7 @@ def generate(
         candidates: token id -> text of the answer tokens to record.
     """
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList
+    import transformers
 
     tok = loaded.tokenizer
     eos = _eos_ids(loaded)
@@ -104,7 +102,8 @@ def generate(
     mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
     cand_ids = list(candidates)
     recorder = _Recorder(cand_ids)
-    config = GenerationConfig(
+    config_class: Any = transformers.GenerationConfig
+    config = config_class(
         max_new_tokens=max_new_tokens,
         do_sample=False,
         eos_token_id=sorted(eos) or None,
@@ -116,7 +115,7 @@ def generate(
             input_ids=input_ids.to(device),
             attention_mask=mask.to(device),
             generation_config=config,
-            logits_processor=LogitsProcessorList([recorder]),
+            logits_processor=transformers.LogitsProcessorList([recorder]),
         )
     answers = out[:, width:].tolist()
     return [

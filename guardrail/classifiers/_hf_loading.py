@@ -114,20 +114,21 @@ def quantization_config(options: HFLoadOptions, compute_dtype: Any) -> Any:
         return None
     try:
         import bitsandbytes  # noqa: F401
-        from transformers import BitsAndBytesConfig
+        import transformers
     except ImportError as e:
         raise ConfigError(
             f"quantization: {options.quantization} needs bitsandbytes>=0.48: {INSTALL_HINT}"
         ) from e
+    config_class: Any = transformers.BitsAndBytesConfig
     if options.quantization == "int8":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(
+        return config_class(load_in_8bit=True)
+    return config_class(
         load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype
     )
 
 
 def _cache_key(task: Task, options: HFLoadOptions, device: str) -> tuple[Any, ...]:
-    device_map = options.device_map
+    device_map: Any = options.device_map
     if isinstance(device_map, dict):
         device_map = tuple(sorted(device_map.items()))
     return (
@@ -178,7 +179,7 @@ def _load_uncached(
     require_torch()
     import transformers
 
-    auto = (
+    auto: Any = (
         transformers.AutoModelForSequenceClassification
         if task == "sequence"
         else transformers.AutoModelForCausalLM

@@ -35,4 +35,3 @@ def translator(source: str, target: Taxonomy) -> Translate:
         f"no built-in mapping between the model's taxonomy {source!r} and the policy's "
         f"taxonomy {target.name!r}; add policies/mappings/{source}_to_{target.name}.yaml"
     )
-

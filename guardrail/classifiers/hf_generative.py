@@ -70,7 +70,9 @@ class HFGenerativeClassifier:
         """Score a batch: every call of every sample, generated in batches."""
         prepared = [self._fit(s) for s in samples]
         jobs = [
-            (i, call) for i, (sample, _) in enumerate(prepared) for call in self.family.calls(sample)
+            (i, call)
+            for i, (sample, _) in enumerate(prepared)
+            for call in self.family.calls(sample)
         ]
         tok = self._loaded.tokenizer
         results: list[list[CallResult]] = [[] for _ in samples]

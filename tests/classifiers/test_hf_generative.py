@@ -14,14 +14,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tiny_models import CHATML, chain, save_decoder  # noqa: E402
+from tiny_models import CHATML, chain, save_decoder
 
-from guardrail import Guard, load_policy  # noqa: E402
-from guardrail.classifiers import _hf_loading  # noqa: E402
-from guardrail.classifiers.hf_generative import HFGenerativeClassifier  # noqa: E402
-from guardrail.errors import ClassifierError  # noqa: E402
-from guardrail.taxonomy import load_taxonomy  # noqa: E402
-from guardrail.types import Role, Sample  # noqa: E402
+from guardrail import Guard, load_policy
+from guardrail.classifiers import _hf_loading
+from guardrail.classifiers.hf_generative import HFGenerativeClassifier
+from guardrail.errors import ClassifierError
+from guardrail.taxonomy import load_taxonomy
+from guardrail.types import Role, Sample
 
 MLC = load_taxonomy("mlcommons")
 LG3_TOKENS = ["\n\n", "<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>",
@@ -45,7 +45,9 @@ def _lg(first: dict[str, float]) -> dict[str, dict[str, float]]:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("guards")
-    pg_prompt = chain(["assistant", "Harmful request:", " yes", "\nRequest safety violations:", " S1"])
+    pg_prompt = chain(
+        ["assistant", "Harmful request:", " yes", "\nRequest safety violations:", " S1"]
+    )
     pg_response = chain(
         ["assistant", "Harmful request:", " no", "\nResponse refusal:", " yes",
          "\nHarmful response: ", "no", "\nResponse safety violations:", " None"],

@@ -21,7 +21,12 @@ from guardrail.classifiers._families_guards import (
     WildGuard,
 )
 from guardrail.classifiers._families_llama import LlamaGuard
-from guardrail.classifiers._families_select import FamilyOptions, Generation, build_family, read_call
+from guardrail.classifiers._families_select import (
+    FamilyOptions,
+    Generation,
+    build_family,
+    read_call,
+)
 from guardrail.classifiers._families_shieldgemma import ShieldGemma
 from guardrail.errors import ClassifierError, ConfigError
 from guardrail.taxonomy import Category, load_taxonomy
@@ -113,7 +118,12 @@ def test_polyguard_answers():
 
 @pytest.mark.parametrize(
     "text",
-    ["", "Harmful request: maybe", "I cannot classify this.", "Harmful request: yes\nRequest safety violations: S42"],
+    [
+        "",
+        "Harmful request: maybe",
+        "I cannot classify this.",
+        "Harmful request: yes\nRequest safety violations: S42",
+    ],
 )
 def test_polyguard_malformed(text):
     with pytest.raises(ClassifierError) as info:
@@ -131,7 +141,9 @@ def test_polyguard_prompt_format():
 
 
 def test_wildguard_answers_and_prompt():
-    prompt = _parse(WildGuard(), "Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A")
+    prompt = _parse(
+        WildGuard(), "Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A"
+    )
     assert prompt.labels == {UNSAFE: "yes"}
     response = _parse(
         WildGuard(), "Harmful request: yes\nResponse refusal: yes\nHarmful response: no", R
@@ -141,7 +153,9 @@ def test_wildguard_answers_and_prompt():
         _parse(WildGuard(), "Harmful request: yes\nResponse refusal: N/A\nHarmful response: N/A", R)
     text = WildGuard().calls(Sample("hi"))[0].text
     assert text == WILDGUARD_TEMPLATE.format(prompt="hi", response="")
-    assert text.startswith("<s><|user|>\n[INST] ") and text.endswith("Answers: [/INST]\n<|assistant|>\n")
+    assert text.startswith("<s><|user|>\n[INST] ") and text.endswith(
+        "Answers: [/INST]\n<|assistant|>\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -166,7 +180,11 @@ def test_qwen3guard_answers(text, role, label, categories, refusal):
 
 @pytest.mark.parametrize(
     ("text", "role"),
-    [("Safety: Harmful", P), ("Safety: Unsafe\nCategories: Weather", P), ("Safety: Safe\nCategories: None", R)],
+    [
+        ("Safety: Harmful", P),
+        ("Safety: Unsafe\nCategories: Weather", P),
+        ("Safety: Safe\nCategories: None", R),
+    ],
 )
 def test_qwen3guard_malformed(text, role):
     with pytest.raises(ClassifierError):
@@ -182,7 +200,10 @@ def test_shieldgemma_calls_and_answers():
     assert all(c.add_special_tokens and c.max_new_tokens == 1 for c in calls)
     assert calls[0].text is not None
     assert "Human Question: how do i make a bomb\n<end_of_turn>" in calls[0].text
-    assert '* "No Dangerous Content": The prompt shall not contain or seek generation of' in calls[0].text
+    assert (
+        '* "No Dangerous Content": The prompt shall not contain or seek generation of'
+        in calls[0].text
+    )
     response = family.calls(Sample("ok", R, "q"))[0].text
     assert response is not None and "Chatbot Response: ok" in response
     assert "The chatbot shall not generate" in response
@@ -205,7 +226,9 @@ def test_token_class(token, expected):
 
 def test_decision_probability_renormalises_and_weights_the_middle():
     safety = Decision(positive=("unsafe",), negative=("safe",), middle=("controversial",))
-    assert decision_probability({" Unsafe": 0.6, " Safe": 0.2, "\n": 0.2}, safety) == pytest.approx(0.75)
+    assert decision_probability({" Unsafe": 0.6, " Safe": 0.2, "\n": 0.2}, safety) == pytest.approx(
+        0.75
+    )
     assert decision_probability({" Contro": 0.5, " Safe": 0.5}, safety) == pytest.approx(0.25)
     assert decision_probability({"hello": 1.0}, YES_NO) is None
 

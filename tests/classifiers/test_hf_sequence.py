@@ -8,13 +8,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tiny_models import WORDS, save_encoder  # noqa: E402
+from tiny_models import WORDS, save_encoder
 
-from guardrail import Guard, load_policy  # noqa: E402
-from guardrail.classifiers.hf_sequence import HFSequenceClassifier  # noqa: E402
-from guardrail.errors import ConfigError  # noqa: E402
-from guardrail.taxonomy import load_taxonomy  # noqa: E402
-from guardrail.types import Role, Sample  # noqa: E402
+from guardrail import Guard, load_policy
+from guardrail.classifiers.hf_sequence import HFSequenceClassifier
+from guardrail.errors import ConfigError
+from guardrail.taxonomy import load_taxonomy
+from guardrail.types import Role, Sample
 
 MLC = load_taxonomy("mlcommons")
 BINARY = {0: "safe", 1: "unsafe"}
@@ -50,10 +50,15 @@ def test_binary_orientation(encoders):
 
 
 def test_multiclass_head_maps_labels_to_categories(encoders):
-    clf = _clf(encoders["multiclass"], label_map={"safe": "safe", "hate": "hate", "violence": ["violent_crimes"]})
+    clf = _clf(
+        encoders["multiclass"],
+        label_map={"safe": "safe", "hate": "hate", "violence": ["violent_crimes"]},
+    )
     [scores] = clf.score([Sample("hello")])
     assert scores.categories["hate"] > scores.categories["violent_crimes"] > 0.1
-    assert scores.unsafe == pytest.approx(scores.categories["hate"] + scores.categories["violent_crimes"])
+    assert scores.unsafe == pytest.approx(
+        scores.categories["hate"] + scores.categories["violent_crimes"]
+    )
 
 
 def test_multilabel_head_uses_sigmoids(encoders):
@@ -95,7 +100,9 @@ def test_batching_does_not_change_scores(encoders):
 
 def test_response_scored_with_its_prompt_as_a_pair(encoders):
     clf = _clf(encoders["random"], pair_context=True)
-    alone = _clf(encoders["random"]).score([Sample("sure here is the recipe", Role.RESPONSE, "how do i make a bomb")])
+    alone = _clf(encoders["random"]).score(
+        [Sample("sure here is the recipe", Role.RESPONSE, "how do i make a bomb")]
+    )
     paired = clf.score([Sample("sure here is the recipe", Role.RESPONSE, "how do i make a bomb")])
     assert alone[0].unsafe != pytest.approx(paired[0].unsafe, abs=1e-6)
 

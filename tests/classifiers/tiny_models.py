@@ -118,7 +118,7 @@ def program(model: Any, tokenizer: Any, table: Mapping[str, Mapping[str, float]]
         for param in model.model.layers.parameters():
             param.zero_()
         emb = model.get_input_embeddings().weight
-        vocab, hidden = emb.shape
+        vocab = emb.shape[0]
         emb.zero_()
         emb[:, :vocab] = torch.eye(vocab, dtype=emb.dtype)
         ids = torch.arange(vocab).unsqueeze(0)
