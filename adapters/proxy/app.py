@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from fastapi import FastAPI, Request
@@ -199,7 +200,7 @@ def _install_routes(app: FastAPI, service: ProxyService) -> None:
 
     @app.get("/v1/models/{model_id:path}", summary="One model (from upstream)")
     async def model(request: Request, model_id: str) -> Response:
-        return await handle_models(service, request, f"/models/{model_id}")
+        return await handle_models(service, request, f"/models/{quote(model_id, safe='')}")
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -123,6 +123,10 @@ class Upstream:
             )
         except httpx.TransportError as e:
             raise self.failure(route, e) from e
+        except httpx.InvalidURL as e:
+            raise ProxyHTTPError(
+                400, f"Invalid URL for the upstream: {e}", code="invalid_url"
+            ) from e
         seconds = time.perf_counter() - started
         self._metrics.upstream_seconds.labels(route).observe(seconds)
         self.count_status(route, response.status_code)
