@@ -90,7 +90,7 @@ def _prompt_refusal(ctx: Context, request: _Request, report: GuardReport, is_asy
             return refusal_stream(chunks, report, is_async)
         return attach(objects.completion_refusal(model, n, message), report)
     if request.stream:
-        raise UnguardedCallError("streamed Responses API calls are not moderated yet")
+        return refusal_stream(objects.response_refusal_events(model, message), report, is_async)
     return attach(objects.response_refusal(model, message), report)
 
 
@@ -125,25 +125,17 @@ def _finish(
     return attach(result, report)
 
 
-def _check_stream_support(request: _Request) -> None:
-    if request.stream and request.kind == "responses":
-        raise UnguardedCallError(
-            "streamed Responses API calls are not moderated by guard.wrap yet; call "
-            "responses.create without stream=True, or use chat.completions.create(stream=True)"
-        )
-
-
 def _sync(ctx: Context, kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
         request = _prepare(ctx, kind, kwargs)
-        _check_stream_support(request)
         report = GuardReport()
         if ctx.check_prompt(request.prompt_side, report).blocked:
             return _prompt_refusal(ctx, request, report, is_async=False)
         result = method(*args, **request.kwargs)
         if request.stream:
-            return guard_stream(ctx, kind, result, request.prompt_side.prompt, report, request.n)
+            prompt = request.prompt_side.prompt
+            return guard_stream(ctx, kind, result, prompt, report, request.n, request.model)
         groups = _groups(request, result)
         verdicts = ctx.check_choices(groups, request.prompt_side.prompt, report)
         return _finish(ctx, request, result, verdicts, report)
@@ -155,13 +147,13 @@ def _async(ctx: Context, kind: str, method: Callable[..., Any]) -> Callable[...,
     @functools.wraps(method)
     async def call(*args: Any, **kwargs: Any) -> Any:
         request = _prepare(ctx, kind, kwargs)
-        _check_stream_support(request)
         report = GuardReport()
         if (await ctx.acheck_prompt(request.prompt_side, report)).blocked:
             return _prompt_refusal(ctx, request, report, is_async=True)
         result = await method(*args, **request.kwargs)
         if request.stream:
-            return guard_stream(ctx, kind, result, request.prompt_side.prompt, report, request.n)
+            prompt = request.prompt_side.prompt
+            return guard_stream(ctx, kind, result, prompt, report, request.n, request.model)
         groups = _groups(request, result)
         verdicts = await ctx.acheck_choices(groups, request.prompt_side.prompt, report)
         return _finish(ctx, request, result, verdicts, report)

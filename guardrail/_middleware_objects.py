@@ -206,9 +206,10 @@ def completion_refusal_chunks(model: str, n: int, message: str) -> list[Any]:
     return [replace(whole, choices=[c]) for c in whole.choices]
 
 
-def response_refusal(model: str, message: str, base: Any = None) -> Any:
-    """A Responses API ``Response`` carrying ``message``, status ``incomplete`` with
-    ``incomplete_details.reason == "content_filter"``. ``base`` keeps its id and settings."""
+def response_refusal(model: str, message: str | None, base: Any = None) -> Any:
+    """A Responses API ``Response`` carrying ``message`` (no output when None), status
+    ``incomplete`` with ``incomplete_details.reason == "content_filter"``. ``base`` keeps its
+    id and settings."""
     _require_openai()
     from openai.types.responses import Response
 
@@ -222,6 +223,8 @@ def response_refusal(model: str, message: str, base: Any = None) -> Any:
             "content": [{"type": "output_text", "text": message, "annotations": []}],
         }
     ]
+    if message is None:
+        output = []
     fields: dict[str, Any] = {
         "id": ident,
         "object": "response",
@@ -231,7 +234,38 @@ def response_refusal(model: str, message: str, base: Any = None) -> Any:
         "tool_choice": "auto",
         "tools": [],
     }
-    if base is not None:
+    if base is not None and callable(getattr(base, "model_dump", None)):
         fields = base.model_dump(exclude={"output", "status", "incomplete_details", "usage"})
     fields.update(output=output, status="incomplete", incomplete_details={"reason": CONTENT_FILTER})
     return Response.construct(**fields)
+
+
+def response_incomplete_event(model: str, base: Any, sequence_number: int) -> Any:
+    """The ``response.incomplete`` event that ends a blocked Responses stream."""
+    from openai.types.responses import ResponseIncompleteEvent
+
+    response = response_refusal(model, None, base=base)
+    return ResponseIncompleteEvent.construct(
+        type="response.incomplete", response=response, sequence_number=sequence_number
+    )
+
+
+def response_refusal_events(model: str, message: str) -> list[Any]:
+    """A streamed Responses refusal: the message as one text delta, then ``response.incomplete``."""
+    _require_openai()
+    from openai.types.responses import ResponseIncompleteEvent, ResponseTextDeltaEvent
+
+    response = response_refusal(model, message)
+    delta = ResponseTextDeltaEvent.construct(
+        type="response.output_text.delta",
+        item_id=response.output[0].id,
+        output_index=0,
+        content_index=0,
+        delta=message,
+        logprobs=[],
+        sequence_number=0,
+    )
+    end = ResponseIncompleteEvent.construct(
+        type="response.incomplete", response=response, sequence_number=1
+    )
+    return [delta, end]

@@ -20,6 +20,7 @@ from guardrail._middleware_objects import (
     end_completion_choice,
     replace,
 )
+from guardrail._middleware_responses import async_events, sync_events
 from guardrail._middleware_texts import get
 from guardrail.streaming import StreamModerator, StreamStep
 from guardrail.types import Verdict
@@ -326,11 +327,22 @@ def _package(chunks: Any, upstream: Any, report: GuardReport, is_async: bool) ->
 
 
 def guard_stream(
-    ctx: Context, kind: str, upstream: Any, prompt: str | None, report: GuardReport, n: int
+    ctx: Context,
+    kind: str,
+    upstream: Any,
+    prompt: str | None,
+    report: GuardReport,
+    n: int,
+    model: str = "unknown",
 ) -> Any:
     """The moderated version of an upstream stream (sync or async, by what ``upstream`` is)."""
+    is_async = hasattr(upstream, "__aiter__")
+    if kind == "responses":
+        events = async_events if is_async else sync_events
+        chunks = events(ctx, upstream, prompt, report, model)
+        return _package(chunks, upstream, report, is_async=is_async)
     state = _State(ctx, kind, prompt, report, n)
-    if hasattr(upstream, "__aiter__"):
+    if is_async:
         return _package(_async_chunks(state, upstream), upstream, report, is_async=True)
     return _package(_sync_chunks(state, upstream), upstream, report, is_async=False)
 

@@ -53,7 +53,7 @@ _CONTAINERS = {("chat",), ("chat", "completions"), ("completions",), ("responses
 # Methods on moderated resources that reach the model another way: refused, with the way out.
 _REFUSED_METHODS = {
     ("chat", "completions", "stream"): "use chat.completions.create(stream=True)",
-    ("responses", "stream"): "use responses.create() without stream=True",
+    ("responses", "stream"): "use responses.create(stream=True)",
     ("responses", "parse"): "use responses.create()",
     ("responses", "compact"): "it has the model rewrite a conversation unchecked",
     ("responses", "connect"): "realtime connections are not moderated",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import openai
 import pytest
 from openai import OpenAI
 from openai.types import Completion
@@ -9,7 +10,7 @@ from openai.types.responses import Response
 
 from guardrail import Action, ContentBlocked
 from guardrail.middleware import GuardedClient, UnguardedCallError
-from tests.fake_upstream import completion_reply, responses_reply
+from tests.fake_upstream import completion_reply, responses_reply, responses_stream
 from tests.middleware.conftest import BLOCK, user
 
 RESPONSES = "/v1/responses"
@@ -42,13 +43,59 @@ def test_responses_refuse_mode_and_untrusted_tool_output(guard, openai_client, f
     assert fake_upstream.requests == []
 
 
-def test_responses_stream_and_background_are_refused(guard, openai_client, fake_upstream):
+def test_background_responses_are_refused(guard, openai_client, fake_upstream):
     client = guard.wrap(openai_client)
-    with pytest.raises(UnguardedCallError, match="stream"):
-        client.responses.create(model="m", input="hi", stream=True)
     with pytest.raises(UnguardedCallError, match="background"):
         client.responses.create(model="m", input="hi", background=True)
     assert fake_upstream.requests == []
+
+
+def _text(events) -> str:
+    return "".join(e.delta for e in events if e.type == "response.output_text.delta")
+
+
+def test_responses_stream_clean(guard, openai_client, fake_upstream, seen):
+    client = guard.wrap(openai_client, check_every=5, on_verdict=seen)
+    fake_upstream.script(RESPONSES, responses_stream("Hello ", "there. ", "How are ", "you?"))
+    stream = client.responses.create(model="m", input="hi", stream=True)
+    assert isinstance(stream, openai.Stream)
+    events = list(stream)
+    assert _text(events) == "Hello there. How are you?"
+    assert events[-1].type == "response.completed"
+    assert [e.type for e in events].count("response.output_text.done") == 1
+    assert ("allow", "post_call") in seen
+
+
+def test_responses_stream_block_in_the_middle(guard, openai_client, fake_upstream):
+    client = guard.wrap(openai_client, check_every=5)
+    pieces = ("Fine start. ", "Still fine. ", f"Then {BLOCK} ", "and more.")
+    fake_upstream.script(RESPONSES, responses_stream(*pieces))
+    stream = client.responses.create(model="m", input="hi", stream=True)
+    events = list(stream)
+    assert _text(events) == "Fine start. Still fine. "
+    assert BLOCK not in "".join(e.model_dump_json() for e in events)
+    assert events[-1].type == "response.incomplete"
+    assert events[-1].response.incomplete_details.reason == "content_filter"
+    assert stream.guardrail.blocked
+
+
+def test_responses_stream_blocked_prompt(guard, openai_client, fake_upstream):
+    with pytest.raises(ContentBlocked):
+        guard.wrap(openai_client).responses.create(model="m", input=BLOCK, stream=True)
+    refusing = guard.wrap(openai_client, on_block="refuse")
+    events = list(refusing.responses.create(model="m", input=BLOCK, stream=True))
+    assert _text(events) == guard.policy.refusal_message
+    assert events[-1].type == "response.incomplete"
+    assert fake_upstream.requests == []
+
+
+async def test_async_responses_stream(guard, async_openai_client, fake_upstream):
+    client = guard.wrap(async_openai_client, check_every=5)
+    fake_upstream.script(RESPONSES, responses_stream("Calm. ", f"{BLOCK}. ", "x"))
+    stream = await client.responses.create(model="m", input="hi", stream=True)
+    events = [e async for e in stream]
+    assert _text(events) == "Calm. "
+    assert events[-1].type == "response.incomplete"
 
 
 def test_legacy_completions(guard, openai_client, fake_upstream):
