@@ -134,28 +134,32 @@ def _stream_once(
     return ((first or end) - t0) * 1000, (end - t0) * 1000
 
 
-def bench_streams(up: FakeUpstream, policy_name: str, runs: int, token_ms: float) -> dict[str, Any]:
-    _, real_guard, _ = _guards(policy_name)
-    tokens = [ANSWER[i : i + 4] for i in range(0, len(ANSWER), 4)]
-    raw = OpenAI(base_url=up.base_url, api_key="k", max_retries=0)
-    checks: dict[str, int] = {}
-
+def _stream_variants(raw: OpenAI, guard: Guard, checks: dict[str, int]) -> dict[str, Any]:
     def counter(name: str) -> Callable[[Verdict, str], None]:
         def count(verdict: Verdict, stage: str) -> None:
+            # stream_chunk checks, plus a final check only when it ran the classifier anew
             if stage == "stream_chunk" or (stage == "post_call" and "total_ms" in verdict.timings):
                 checks[name] = checks.get(name, 0) + 1
 
         return count
 
-    variants: dict[str, Any] = {
+    return {
         "unwrapped": raw,
-        "every_sentence": real_guard.wrap(
+        "every_sentence": guard.wrap(
             raw, check_every=1, at_sentences=True, on_verdict=counter("every_sentence")
         ),
-        "every_200_chars": real_guard.wrap(
+        "every_200_chars": guard.wrap(
             raw, check_every=200, at_sentences=False, on_verdict=counter("every_200_chars")
         ),
     }
+
+
+def bench_streams(up: FakeUpstream, policy_name: str, runs: int, token_ms: float) -> dict[str, Any]:
+    _, real_guard, _ = _guards(policy_name)
+    tokens = [ANSWER[i : i + 4] for i in range(0, len(ANSWER), 4)]
+    raw = OpenAI(base_url=up.base_url, api_key="k", max_retries=0)
+    checks: dict[str, int] = {}
+    variants = _stream_variants(raw, real_guard, checks)
     first: dict[str, list[float]] = {n: [] for n in variants}
     total: dict[str, list[float]] = {n: [] for n in variants}
     for i in range(runs + 2):
