@@ -140,9 +140,24 @@ def _invisible_char(ch: str) -> bool:
     )
 
 
+_MAYBE_INVISIBLE = re.compile(
+    "["
+    + "".join(re.escape(c) for c in tables.INVISIBLE | tables.JOINERS)
+    + "".join(
+        f"{chr(lo)}-{chr(hi)}"
+        for lo, hi in (
+            tables.VARIATION_SELECTORS,
+            tables.VARIATION_SELECTORS_SUPPLEMENT,
+            tables.TAGS,
+        )
+    )
+    + "]"
+)
+
+
 def strip_invisible(text: str) -> str:
     """Remove invisible characters; decode Unicode tag characters to the ASCII they mirror."""
-    if text.isascii():
+    if text.isascii() or not _MAYBE_INVISIBLE.search(text):
         return text
     out: list[str] = []
     for i, ch in enumerate(text):
@@ -165,17 +180,21 @@ def strip_invisible(text: str) -> str:
 # -- confusables -----------------------------------------------------------------------------
 
 _WORD = re.compile(r"[^\W\d_]+")
-_FOLDABLE = ("LATIN", "CYRILLIC", "GREEK")
 
 
 _script = script_of
 
 
-def _fold_word(word: str, latin_text: bool) -> str:
+def _fold_word(word: str, latin_text: bool, turkic: bool) -> str:
     scripts = {_script(c) for c in word}
+    if scripts == {"LATIN"}:
+        # Latin look-alikes from outside ASCII (ɑ, ı); dotless ı is a letter in Turkic text.
+        if turkic or not any(c in tables.TO_LATIN for c in word):
+            return word
+        return "".join(tables.TO_LATIN.get(c, c) for c in word)
     if len(scripts) == 1:
         # A whole word of look-alikes is folded only inside mostly Latin text.
-        if latin_text and "LATIN" not in scripts and all(c in tables.TO_LATIN for c in word):
+        if latin_text and all(c in tables.TO_LATIN for c in word):
             return "".join(tables.TO_LATIN[c] for c in word)
         return word
     # The base script is the one with letters that have no Latin look-alike ("ж", "λ").
@@ -187,6 +206,16 @@ def _fold_word(word: str, latin_text: bool) -> str:
     return "".join(tables.TO_LATIN.get(c, c) for c in word)
 
 
+_ASCII_LETTER = re.compile(r"[A-Za-z]")
+# Letters of the scripts folded here, and every look-alike in the table.
+_FOLDABLE = re.compile(
+    "[\u0370-\u03ff\u0400-\u052f\u0530-\u058f\u13a0-\u13ff"
+    + "".join(re.escape(c) for c in tables.TO_LATIN)
+    + "]"
+)
+_TURKIC = re.compile("[şğŞĞİə]")
+
+
 def fold_confusables(text: str) -> str:
     """Fold look-alike letters of another script to the script of the word they hide in.
 
@@ -196,17 +225,12 @@ def fold_confusables(text: str) -> str:
     """
     if text.isascii():
         return text
-    latin = other = 0
-    for ch in text:
-        if ch.isalpha():
-            if ch.isascii():
-                latin += 1
-            elif _script(ch) in _FOLDABLE[1:]:
-                other += 1
+    other = len(_FOLDABLE.findall(text))
     if not other:
         return text
-    latin_text = latin > 2 * other
-    return _WORD.sub(lambda m: _fold_word(m.group(0), latin_text), text)
+    latin_text = len(_ASCII_LETTER.findall(text)) > 2 * other
+    turkic = _TURKIC.search(text) is not None
+    return _WORD.sub(lambda m: _fold_word(m.group(0), latin_text, turkic), text)
 
 
 # -- leetspeak and spacing -------------------------------------------------------------------

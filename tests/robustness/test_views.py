@@ -94,6 +94,7 @@ def test_strip_invisible_keeps_meaningful_joiners(text):
         ("make a bоmb with рipe", "make a bomb with pipe"),
         ("пpивет, как дела", "привет, как дела"),  # Latin p in a Russian word
         ("an аsѕ in English", "an ass in English"),
+        ("how to kıll with ɑ knife", "how to kill with a knife"),  # Latin look-alikes
     ],
 )
 def test_fold_confusables(text, expected):
@@ -108,6 +109,7 @@ def test_fold_confusables(text, expected):
         "Сор и пыль везде",  # Russian words made only of Latin look-alikes stay Russian
         "Я купил iPhone вчера",  # a Latin brand name inside Russian stays as is
         "Он сказал OK и ушёл",
+        "Bugün hava çok güzel ve kırmızı şapkamı taktım",  # Turkish dotless ı stays
         "مرحبا بالعالم",
         "東京は大きい",
     ],
