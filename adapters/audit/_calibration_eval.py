@@ -24,14 +24,15 @@ class Evaluation:
     by_language: dict[str, Counts] = field(default_factory=dict)
     scores: ScoreHist = field(default_factory=ScoreHist)
 
-    def add(self, language: str, label: bool, predicted: bool, unsafe: float) -> None:
-        """Count one row."""
+    def add(self, language: str, label: bool, predicted: bool, score: float) -> None:
+        """Count one row (``score``: its decision score under the base policy)."""
         self.overall.add(label=label, predicted=predicted)
         self.by_language.setdefault(language, Counts()).add(label=label, predicted=predicted)
-        self.scores.add(unsafe, label)
+        self.scores.add(score, label)
 
     def fpr_at_recall(self, recall: float) -> float | None:
-        """The FPR of the best single global unsafe threshold reaching at least ``recall``."""
+        """The FPR of the best single global threshold (on the decision score) reaching at
+        least ``recall``: what one threshold for every language would have cost."""
         if not self.scores.positives or not self.scores.negatives:
             return None
         c = self.scores.curve()
@@ -56,6 +57,18 @@ def _scores(r: dict[str, Any]) -> ScoreSet:
     )
 
 
+def decision_score(r: dict[str, Any], policy: Policy) -> float:
+    """The score a single threshold decides on: ``unsafe``, and with a ``default_category``
+    threshold in the policy also every category without a threshold of its own."""
+    unsafe = float(r["unsafe"])
+    limits = policy.thresholds.prompt if r["role"] == "prompt" else policy.thresholds.response
+    if limits.default_category is None:
+        return unsafe
+    scores: dict[str, float] = r.get("categories") or {}
+    shared = [v for k, v in scores.items() if k not in limits.categories]
+    return max([unsafe, *shared])
+
+
 def _predicted(policy: Policy, scores: ScoreSet, role: Role) -> bool:
     # Lists need the text, which the output does not keep: only thresholds are compared.
     return evaluate(policy, scores, role=role).action is not Action.ALLOW
@@ -76,7 +89,8 @@ def evaluate_split(
                 continue
             scores, role = _scores(r), Role(r["role"])
             label, lang = bool(r["label"]), r.get("language") or "und"
-            ev_before.add(lang, label, _predicted(before, scores, role), scores.unsafe)
-            ev_after.add(lang, label, _predicted(after, scores, role), scores.unsafe)
+            score = decision_score(r, before)
+            ev_before.add(lang, label, _predicted(before, scores, role), score)
+            ev_after.add(lang, label, _predicted(after, scores, role), score)
             n += 1
     return ev_before, ev_after, n

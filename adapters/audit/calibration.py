@@ -19,20 +19,21 @@ import yaml
 from guardrail.errors import ConfigError
 from guardrail.policy import Policy
 
-from ._calibration_eval import Evaluation, evaluate_split
+from ._calibration_eval import Evaluation, decision_score, evaluate_split
 from .metrics import ScoreHist
 from .writer import iter_output
 
 __all__ = ["CalibrationResult", "calibrate", "in_holdout", "write_policy"]
 
-Objective = Literal["fpr", "f1"]
+Objective = Literal["fpr", "recall", "f1"]
 _LANG = re.compile(r"^[a-z]{2,3}$")
 
 
 def in_holdout(row_id: str, fraction: float) -> bool:
     """Whether a row belongs to the held-out part (stable: a hash of its id)."""
-    digest = hashlib.sha256(row_id.encode("utf-8", "surrogatepass")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+    # Salted, so the split is independent of other id-hash splits (e.g. the data's train/dev).
+    h = hashlib.sha256(b"guardrail-calibrate:" + row_id.encode("utf-8", "surrogatepass"))
+    return int.from_bytes(h.digest()[:8], "big") / 2**64 < fraction
 
 
 @dataclass
@@ -43,11 +44,12 @@ class _Fit:
     by_language: dict[tuple[str, str], ScoreHist] = field(default_factory=dict)
     by_category: dict[tuple[str, str], ScoreHist] = field(default_factory=dict)
 
-    def add(self, r: dict[str, Any], categories: list[str]) -> None:
+    def add(self, r: dict[str, Any], categories: list[str], policy: Policy) -> None:
         label = bool(r["label"])
-        role, lang, unsafe = r["role"], r.get("language") or "und", float(r["unsafe"])
-        self.by_role.setdefault(role, ScoreHist()).add(unsafe, label)
-        self.by_language.setdefault((role, lang), ScoreHist()).add(unsafe, label)
+        role, lang = r["role"], r.get("language") or "und"
+        score = decision_score(r, policy)
+        self.by_role.setdefault(role, ScoreHist()).add(score, label)
+        self.by_language.setdefault((role, lang), ScoreHist()).add(score, label)
         scores: dict[str, float] = r.get("categories") or {}
         target = r.get("label_category")
         for cat in [target] if target else [] if label else categories:
@@ -76,17 +78,18 @@ class CalibrationResult:
         }
 
 
-def _choose(hist: ScoreHist, objective: Objective, target_fpr: float) -> float:
+def _choose(hist: ScoreHist, objective: Objective, target: float) -> float:
     if objective == "f1":
         return hist.threshold_for_f1()
-    return hist.threshold_for_fpr(target_fpr)
+    if objective == "recall":
+        return hist.threshold_for_recall(target)
+    return hist.threshold_for_fpr(target)
 
 
-def _usable(hist: ScoreHist, min_rows: int, objective: Objective) -> bool:
-    # An FPR target needs negatives to measure; F1 needs both classes.
-    if hist.negatives < min_rows:
-        return False
-    return objective == "fpr" or hist.positives >= min_rows
+def _usable(hist: ScoreHist, min_rows: int) -> bool:
+    # Every objective trades one class against the other: without enough of both (a language
+    # with benign rows only, say) a threshold of its own would only be noise.
+    return hist.negatives >= min_rows and hist.positives >= min_rows
 
 
 def calibrate(
@@ -95,6 +98,7 @@ def calibrate(
     *,
     objective: Objective = "fpr",
     target_fpr: float = 0.05,
+    target_recall: float = 0.9,
     holdout: float = 0.3,
     min_rows: int = 50,
     per_category: bool = True,
@@ -106,8 +110,10 @@ def calibrate(
         results: an audit output with a label column.
         policy: the policy the audit ran with (its thresholds are the starting point).
         objective: ``fpr`` (the lowest threshold meeting ``target_fpr``, i.e. the most recall
-            within it) or ``f1`` (the threshold with the best F1).
+            within it), ``recall`` (the highest threshold still reaching ``target_recall``,
+            i.e. the fewest false positives at that recall) or ``f1`` (the best F1).
         target_fpr: the false-positive rate to meet, for ``objective="fpr"``.
+        target_recall: the recall to keep in every language, for ``objective="recall"``.
         holdout: the fraction of rows (by id hash) kept out of calibration to report on.
         min_rows: the fewest labelled rows of a class a language or category needs to get its
             own threshold; languages with fewer use the calibrated role-wide threshold.
@@ -119,10 +125,11 @@ def calibrate(
     """
     if not 0 < holdout < 1:
         raise ConfigError(f"holdout must be between 0 and 1, got {holdout}")
-    if not 0 <= target_fpr <= 1:
-        raise ConfigError(f"target FPR must be between 0 and 1, got {target_fpr}")
+    if not (0 <= target_fpr <= 1 and 0 <= target_recall <= 1):
+        raise ConfigError(f"targets must be between 0 and 1: {target_fpr=}, {target_recall=}")
+    target = target_recall if objective == "recall" else target_fpr
     categories = list(policy.resolved_taxonomy.ids)
-    fit, n_fit = _fit(results, holdout, categories)
+    fit, n_fit = _fit(results, holdout, categories, policy)
     if n_fit == 0:
         raise ConfigError(
             f"{results}: no labelled, scored rows in the calibration part; audit with "
@@ -130,21 +137,21 @@ def calibrate(
         )
     thresholds: dict[str, float] = {}
     for role, hist in fit.by_role.items():
-        thresholds[f"{role}"] = _choose(hist, objective, target_fpr)
+        thresholds[f"{role}"] = _choose(hist, objective, target)
     for (role, lang), hist in fit.by_language.items():
         # Only real language codes can be policy overrides ("und" and odd codes cannot).
-        if _LANG.match(lang) and lang != "und" and _usable(hist, min_rows, objective):
-            thresholds[f"{role}/{lang}"] = _choose(hist, objective, target_fpr)
+        if _LANG.match(lang) and lang != "und" and _usable(hist, min_rows):
+            thresholds[f"{role}/{lang}"] = _choose(hist, objective, target)
     if per_category:
         for (role, cat), hist in fit.by_category.items():
-            if hist.positives >= min_rows and hist.negatives >= min_rows:
-                thresholds[f"{role}/category:{cat}"] = _choose(hist, objective, target_fpr)
-    new = _apply(policy, thresholds, name or f"{policy.name}-calibrated", objective, target_fpr)
+            if _usable(hist, min_rows):
+                thresholds[f"{role}/category:{cat}"] = _choose(hist, objective, target)
+    new = _apply(policy, thresholds, name or f"{policy.name}-calibrated", objective, target)
     before, after, n_hold = evaluate_split(results, holdout, policy, new)
     return CalibrationResult(new, thresholds, before, after, n_fit, n_hold)
 
 
-def _fit(results: Path, holdout: float, categories: list[str]) -> tuple[_Fit, int]:
+def _fit(results: Path, holdout: float, categories: list[str], policy: Policy) -> tuple[_Fit, int]:
     fit, n = _Fit(), 0
     for batch in iter_output(results):
         for r in batch:
@@ -152,7 +159,7 @@ def _fit(results: Path, holdout: float, categories: list[str]) -> tuple[_Fit, in
                 continue
             if in_holdout(str(r["id"]), holdout):
                 continue
-            fit.add(r, categories)
+            fit.add(r, categories, policy)
             n += 1
     return fit, n
 
@@ -170,11 +177,11 @@ def _apply(
     for key, t in sorted(thresholds.items()):
         role, _, rest = key.partition("/")
         base = data["thresholds"].setdefault(role, {})
+        shared = "default_category" in base  # categories share the unsafe threshold
         if not rest:
             base["unsafe"] = _limits(t, (base.get("unsafe") or {}).get("block_at"))
-            base["default_category"] = _limits(
-                t, (base.get("default_category") or {}).get("block_at")
-            )
+            if shared:
+                base["default_category"] = _limits(t, base["default_category"].get("block_at"))
         elif rest.startswith("category:"):
             cat = rest.removeprefix("category:")
             cats = base.setdefault("categories", {})
@@ -182,8 +189,11 @@ def _apply(
         else:
             entry = overrides.setdefault(rest, {"languages": [rest]})
             block = (base.get("unsafe") or {}).get("block_at")
-            entry[role] = {"unsafe": _limits(t, block), "default_category": _limits(t, block)}
-    reason = f"calibrated: {'F1' if objective == 'f1' else f'FPR <= {target}'}"
+            entry[role] = {"unsafe": _limits(t, block)}
+            if shared:
+                entry[role]["default_category"] = _limits(t, block)
+    goal = {"f1": "best F1", "fpr": f"FPR <= {target}", "recall": f"recall >= {target}"}
+    reason = f"calibrated: {goal[objective]}"
     data["language_overrides"] = list(data.get("language_overrides", [])) + [
         {**entry, "reason": reason} for entry in overrides.values()
     ]

@@ -183,3 +183,29 @@ def check_label_map(label_map: dict[str, str], categories: set[str]) -> None:
                 f"--label-map {key}={target}: {target!r} is not safe, unsafe or a category id "
                 f"of the policy's taxonomy ({', '.join(sorted(categories))})"
             )
+
+
+def check_columns(records: list[Record], spec: FieldSpec) -> None:
+    """Fail fast when a named column is in none of the first rows (a typo, not bad data).
+
+    Raises:
+        ConfigError: a column named by an option is missing from every readable row.
+    """
+    readable = [r.fields for r in records if r.error is None]
+    if not readable:
+        return
+    seen = sorted({k for fields in readable for k in fields})
+    named = {
+        "--text-field": spec.text_field,
+        "--prompt-field": spec.prompt_field,
+        "--id-field": spec.id_field,
+        "--role-field": spec.role_field,
+        "--label-field": spec.label_field,
+        "--language-field": spec.language_field,
+    }
+    for option, name in named.items():
+        if name is not None and not any(name in fields for fields in readable):
+            raise ConfigError(
+                f"{option} {name!r}: no such column in the first {len(readable)} rows; "
+                f"columns: {', '.join(seen)}"
+            )

@@ -144,6 +144,13 @@ class ScoreHist:
         ok = np.nonzero(c.fpr <= target + 1e-12)[0]
         return float(c.thresholds[ok[0]]) if len(ok) else 1.0
 
+    def threshold_for_recall(self, target: float) -> float:
+        """The highest threshold whose recall is at least ``target`` (the fewest false
+        positives that still catch that share of the positives)."""
+        c = self.curve()
+        ok = np.nonzero(c.recall >= target - 1e-12)[0]
+        return float(c.thresholds[ok[-1]]) if len(ok) else 0.0
+
     def threshold_for_f1(self) -> float:
         """The threshold with the highest F1 (the lowest such one on ties)."""
         c = self.curve()

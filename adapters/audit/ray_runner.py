@@ -89,7 +89,9 @@ def run_ray(config: AuditConfig, policy: Policy, writer: ResultWriter, fmt: Form
         ctx = ray.data.DataContext.get_current()
         # Input order must survive the actor pool: row numbers and resume depend on it.
         ctx.execution_options.preserve_order = True
-        gpus = ray.cluster_resources().get("GPU", 0) >= config.ray_workers
+        resources = ray.cluster_resources()
+        gpus = resources.get("GPU", 0) >= config.ray_workers
+        _check_cpus(config.ray_workers, resources.get("CPU", 0), gpus)
         scored = _dataset(config.input, fmt).map_batches(
             RayScorer,
             fn_constructor_kwargs={
@@ -114,6 +116,15 @@ def run_ray(config: AuditConfig, policy: Policy, writer: ResultWriter, fmt: Form
         classifier=policy.classifier.name,
         engine="ray",
     )
+
+
+def _check_cpus(workers: int, cpus: float, gpus: bool) -> None:
+    # Each CPU actor holds a CPU for its lifetime; the readers need one too, or nothing moves.
+    if not gpus and workers >= cpus:
+        raise ConfigError(
+            f"--workers {workers} would take every CPU of the Ray cluster ({cpus:g}) and leave "
+            f"none for reading; use at most {max(1, int(cpus) - 1)}"
+        )
 
 
 def _drain(scored: Any, config: AuditConfig, writer: ResultWriter) -> int:

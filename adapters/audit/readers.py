@@ -132,6 +132,8 @@ def _jsonl_record(row: int, line: bytes) -> Record:
         value = json.loads(text)
     except json.JSONDecodeError as e:
         return Record(row, error=f"invalid JSON: {e.msg} (column {e.colno})")
+    except RecursionError:
+        return Record(row, error="invalid JSON: nested too deeply")
     if not isinstance(value, dict):
         return Record(row, error=f"line is a JSON {type(value).__name__}, not an object")
     return Record(row, value)

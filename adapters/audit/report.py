@@ -88,7 +88,8 @@ def write_report(
         texts = fetch_texts(input_path, input_format, fields, wanted)
     html = render_report(stats, meta=meta, texts=texts, include_text=include_text)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(html, encoding="utf-8")
+    # Texts may hold lone surrogates (from JSON escapes); write them visibly escaped.
+    tmp.write_text(html, encoding="utf-8", errors="backslashreplace")
     tmp.replace(path)
     return stats
 

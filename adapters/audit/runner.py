@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from guardrail.errors import ConfigError
 from guardrail.guard import Guard
 from guardrail.policy import Policy, load_policy
 
-from .fields import FieldSpec, check_label_map, prepare
+from .fields import FieldSpec, check_columns, check_label_map, prepare
 from .readers import Format, count_rows, detect_format, iter_records
 from .scoring import score_batch
 from .writer import ResultWriter
@@ -149,7 +150,11 @@ def run_audit(config: AuditConfig, *, guard: Guard | None = None) -> AuditSummar
     resumed_from = writer.rows_done
     errors = 0
     if not writer.complete:
-        errors = _score_all(config, guard, writer, fmt)
+        try:
+            errors = _score_all(config, guard, writer, fmt)
+        except ConfigError:
+            writer.discard_if_empty()
+            raise
     writer.finish()
     return AuditSummary(
         out=config.out,
@@ -184,7 +189,9 @@ def _score_all(config: AuditConfig, guard: Guard, writer: ResultWriter, fmt: For
         batches = iter_records(
             config.input, fmt, batch_size=config.batch_size, skip=writer.rows_done
         )
-        for records in batches:
+        for n, records in enumerate(batches):
+            if n == 0:
+                check_columns(records, config.fields)
             rows = score_batch(guard, [prepare(r, config.fields) for r in records])
             errors += sum(r["error"] is not None for r in rows)
             buffer.extend(rows)

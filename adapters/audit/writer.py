@@ -172,6 +172,11 @@ class ResultWriter:
         pq.write_table(table, sink, compression="zstd")
         return bytes(sink.getvalue().to_pybytes())
 
+    def discard_if_empty(self) -> None:
+        """Remove the work folder of a run that committed nothing (e.g. failed on a bad option)."""
+        if self.rows_done == 0 and not self.complete:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
     def finish(self) -> Path:
         """Mark the run complete, merge the parts into the output and remove the work folder."""
         if not self.complete:

@@ -6,6 +6,7 @@ The adapter is imported inside the commands, so other commands never pay for it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,43 @@ from guardrail.errors import GuardrailError
 from guardrail.types import Role
 
 _PATH = click.Path(path_type=Path)
+
+
+def _calibration_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--objective",
+            type=click.Choice(["fpr", "recall", "f1"]),
+            default=None,
+            help="fpr: most recall within --target-fpr; recall: fewest false positives at "
+            "--target-recall in every language; f1: best F1 (default: from the target given).",
+        ),
+        click.option(
+            "--target-fpr", type=click.FloatRange(0, 1), default=None, help="FPR to meet."
+        ),
+        click.option(
+            "--target-recall", type=click.FloatRange(0, 1), default=None, help="Recall to keep."
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _objective(opts: dict[str, Any]) -> tuple[str, float]:
+    fpr, recall, objective = opts["target_fpr"], opts["target_recall"], opts["objective"]
+    if objective is None:
+        given = [name for name, v in (("fpr", fpr), ("recall", recall)) if v is not None]
+        if len(given) != 1:
+            fail("choose one calibration goal: --target-fpr RATE, --target-recall RATE or "
+                 "--objective f1")  # fmt: skip
+        objective = given[0]
+    if objective == "fpr" and fpr is None:
+        fail("--objective fpr needs --target-fpr")
+    if objective == "recall" and recall is None:
+        fail("--objective recall needs --target-recall")
+    target = fpr if objective == "fpr" else recall if objective == "recall" else 0.0
+    return str(objective), float(target or 0.0)
 
 
 @click.command()
@@ -73,18 +111,7 @@ _PATH = click.Path(path_type=Path)
     default=None,
     help="Also write a calibrated policy YAML (needs --label-field).",
 )
-@click.option(
-    "--target-fpr",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Calibrate for this false-positive rate.",
-)
-@click.option(
-    "--objective",
-    type=click.Choice(["fpr", "f1"]),
-    default=None,
-    help="Calibration objective (fpr needs --target-fpr).",
-)
+@_calibration_options
 def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
     """Score every row of INPUT (JSONL, CSV, Parquet or a saved HF dataset) with a policy.
 
@@ -98,8 +125,8 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
 
     if opts["calibrate_out"] and not opts["label_field"]:
         fail("--calibrate needs --label-field")
-    if opts["calibrate_out"] and opts["target_fpr"] is None and opts["objective"] != "f1":
-        fail("--calibrate needs --target-fpr RATE or --objective f1")
+    if opts["calibrate_out"]:
+        _objective(opts)  # fail before the long run, not after it
     try:
         fields = FieldSpec(
             text_field=opts["text_field"],
@@ -135,9 +162,7 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
             _report(config, summary.as_dict(), opts["report"], not opts["no_report_text"])
         if opts["calibrate_out"]:
             target = opts["calibrate_out"]
-            _print_calibration(
-                _calibrate(out, policy, target, opts["objective"], opts["target_fpr"])
-            )
+            _print_calibration(_calibrate(out, policy, target, opts))
             click.echo(f"calibrated policy -> {target}")
     except GuardrailError as e:
         fail(str(e))
@@ -172,31 +197,24 @@ def _report(config: Any, summary: dict[str, Any], path: Path, include_text: bool
 
 
 def _calibrate(
-    results: Path,
-    policy: str,
-    out: Path,
-    objective: str | None,
-    target_fpr: float | None,
-    **options: Any,
+    results: Path, policy: str, out: Path, opts: dict[str, Any], **options: Any
 ) -> dict[str, Any]:
     from guardrail.adapters.audit.calibration import calibrate as run_calibration
     from guardrail.adapters.audit.calibration import write_policy
     from guardrail.adapters.audit.runner import resolve_policy
 
-    objective = objective or ("fpr" if target_fpr is not None else None)
-    if objective is None:
-        fail("choose a calibration objective: --target-fpr RATE or --objective f1")
-    if objective == "fpr" and target_fpr is None:
-        fail("--objective fpr needs --target-fpr")
+    objective, target = _objective(opts)
     result = run_calibration(
         results,
         resolve_policy(policy),
-        objective="f1" if objective == "f1" else "fpr",
-        target_fpr=target_fpr if target_fpr is not None else 0.05,
+        objective="f1" if objective == "f1" else "recall" if objective == "recall" else "fpr",
+        target_fpr=target if objective == "fpr" else 0.05,
+        target_recall=target if objective == "recall" else 0.9,
         **options,
     )
     write_policy(result.policy, out)
-    return result.as_dict()
+    summary: dict[str, Any] = result.as_dict()
+    return summary
 
 
 def _print_calibration(summary: dict[str, Any]) -> None:
@@ -221,18 +239,7 @@ def _fmt(value: float | None, width: int) -> str:
 @click.command()
 @click.argument("results", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=_PATH, required=True, help="Where to write the policy YAML.")
-@click.option(
-    "--target-fpr",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Choose thresholds meeting this false-positive rate.",
-)
-@click.option(
-    "--objective",
-    type=click.Choice(["fpr", "f1"]),
-    default=None,
-    help="fpr (needs --target-fpr) or f1 (maximise F1).",
-)
+@_calibration_options
 @click.option(
     "--holdout",
     type=click.FloatRange(0.01, 0.99),
@@ -259,8 +266,7 @@ def calibrate(results: Path, out: Path, policy: str, **opts: Any) -> None:
             results,
             policy,
             out,
-            opts["objective"],
-            opts["target_fpr"],
+            opts,
             holdout=opts["holdout"],
             min_rows=opts["min_rows"],
             per_category=not opts["no_categories"],

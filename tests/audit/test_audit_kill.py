@@ -49,9 +49,24 @@ def test_sigkill_then_rerun_gives_every_id_exactly_once(tmp_path, out_name):
     )
     out = tmp_path / out_name
     manifest = tmp_path / f"{out_name}.audit" / "manifest.json"
-    args = [EXE, "audit", str(src), "--out", str(out), "--id-field", "uid", "--text-field", "text",
-            "--policy", str(POLICIES / "audit_slow.yaml"), "--batch-size", "5",
-            "--commit-rows", "10", "--no-progress"]  # fmt: skip
+    args = [
+        EXE,
+        "audit",
+        str(src),
+        "--out",
+        str(out),
+        "--id-field",
+        "uid",
+        "--text-field",
+        "text",
+        "--policy",
+        str(POLICIES / "audit_slow.yaml"),
+        "--batch-size",
+        "5",
+        "--commit-rows",
+        "10",
+        "--no-progress",
+    ]
     env = {**os.environ, "NO_COLOR": "1"}
 
     # Kill twice at different points, so the second run is itself a resumed run.
