@@ -302,6 +302,11 @@ _DEFAULTS: dict[str, Reply | StreamReply] = {
     "/v1/models": _MODELS,
 }
 
+_STREAM_DEFAULTS: dict[str, StreamReply] = {
+    "/v1/chat/completions": chat_stream("Hello! ", "How can ", "I help?"),
+    "/v1/completions": completion_stream("Hello! ", "How can ", "I help?"),
+}
+
 
 def _normalise(path: str) -> str:
     path = "/" + path.lstrip("/")
@@ -337,11 +342,13 @@ class FakeUpstream:
         with self._lock:
             self._queues.setdefault(_normalise(path), deque()).extend(replies)
 
-    def next_reply(self, path: str) -> Reply | StreamReply | None:
+    def next_reply(self, path: str, *, stream: bool = False) -> Reply | StreamReply | None:
         with self._lock:
             queue = self._queues.get(path)
             if queue:
                 return queue.popleft()
+        if stream and path in _STREAM_DEFAULTS:
+            return _STREAM_DEFAULTS[path]  # an unscripted `"stream": true` request gets SSE
         return _DEFAULTS.get(path)
 
     def record(self, request: RecordedRequest) -> None:
@@ -402,7 +409,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.upstream.record(RecordedRequest(self.command, path, headers, body))
-        reply = self.upstream.next_reply(path)
+        stream = isinstance(body, dict) and body.get("stream") is True
+        reply = self.upstream.next_reply(path, stream=stream)
         if reply is None:
             reply = error_reply(404, f"no route {path}", code="not_found")
         time.sleep(reply.delay_s)
