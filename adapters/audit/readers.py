@@ -97,9 +97,13 @@ def iter_records(
 def count_rows(path: Path, fmt: Format) -> int | None:
     """The number of rows, when it can be known cheaply (for the progress bar's ETA)."""
     if fmt == "parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return int(pq.ParquetFile(path).metadata.num_rows)
+        try:
+            return int(pq.ParquetFile(path).metadata.num_rows)
+        except (pa.ArrowInvalid, OSError):
+            return None  # unreadable: the reader says so with a ConfigError
     if fmt == "jsonl":
         n = 0
         with path.open("rb") as f:
