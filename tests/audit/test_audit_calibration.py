@@ -94,13 +94,25 @@ def test_calibration_needs_labels(tmp_path):
         calibrate(out, load_policy(POLICIES / "audit_fake.yaml"))
 
 
+# Dev-split rows (the embedded head never trained on them): multilingual hate speech with its
+# hard negatives, Chinese and Korean offensive-language sets, English hate sets, benign questions.
+_SAMPLE = (
+    ("mhc.jsonl", 300),
+    ("cold.jsonl", 400),
+    ("kor_hate.jsonl", 400),
+    ("hatecheck.jsonl", 300),
+    ("toxigen_demos.jsonl", 200),
+    ("xquad.jsonl", 50),
+)
+
+
 def _real_sample(path: Path) -> int:
-    """Dev-split rows of multilingual hate speech and benign questions (read, never copied)."""
+    """Write a labelled sample of the shared data (read at run time, never copied) to ``path``."""
     from guardrail._data import read_rows
 
     n = 0
     with path.open("w", encoding="utf-8") as f:
-        for name, per_lang in (("mhc.jsonl", 120), ("xquad.jsonl", 60), ("cold.jsonl", 200)):
+        for name, per_lang in _SAMPLE:
             seen: dict[str, int] = {}
             for row in read_rows(SHARED_DATA / name):
                 lang = row.lang or "und"
@@ -115,19 +127,24 @@ def _real_sample(path: Path) -> int:
 
 @pytest.mark.skipif(not (SHARED_DATA / "mhc.jsonl").exists(), reason="needs ../shared/data")
 def test_calibration_on_shared_data_lowers_fpr_at_fixed_recall(tmp_path):
-    policy_path = POLICIES / "audit_embedded.yaml"
+    # The embedded classifier, as the policy names it; checkouts without it skip (and say so).
     try:
-        policy = load_policy(policy_path)
+        policy = load_policy(POLICIES / "audit_embedded.yaml")
     except UnknownClassifierError:
         pytest.skip("the embedded classifier is not installed in this checkout")
     src = tmp_path / "sample.jsonl"
     n = _real_sample(src)
     out = tmp_path / "scored.parquet"
     fields = FieldSpec(id_field="id", label_field="unsafe", language_field="lang")
-    run_audit(AuditConfig(input=src, out=out, fields=fields, policy=policy, progress=False))
-    result = calibrate(out, policy, objective="fpr", target_fpr=0.1, holdout=0.5, min_rows=20)
+    config = AuditConfig(input=src, out=out, fields=fields, policy=policy, batch_size=128)
+    run_audit(config)
+    result = calibrate(out, policy, objective="fpr", target_fpr=0.1, holdout=0.5, min_rows=30)
     assert result.calibration_rows + result.holdout_rows == n
-    after = result.after.overall
-    assert after.recall is not None and after.recall > 0.2 and after.fpr is not None
+    assert len([k for k in result.thresholds if k.startswith("prompt/")]) >= 3
+    before, after = result.before.overall, result.after.overall
+    assert after.recall is not None and after.fpr is not None and before.fpr is not None
+    assert after.recall > 0.5 and after.fpr < before.fpr
+    # Fixed recall: one threshold for every language, tuned on the held-out rows themselves to
+    # reach the calibrated policy's recall, still has more false positives.
     global_fpr = result.before.fpr_at_recall(after.recall)
     assert global_fpr is not None and after.fpr < global_fpr, result.as_dict()
