@@ -88,8 +88,6 @@ class HFSequenceClassifier:
             "max_length": self.options.max_length,
             "stride": self.options.stride,
             "return_overflowing_tokens": True,
-            "padding": True,
-            "return_tensors": "pt",
         }
         if self.options.pair_context and any(s.role is Role.RESPONSE for s in samples):
             contexts = [s.context or "" if s.role is Role.RESPONSE else "" for s in samples]
@@ -100,17 +98,20 @@ class HFSequenceClassifier:
         import torch
 
         enc = self._encode(samples)
-        owners = enc.pop("overflow_to_sample_mapping").tolist()
-        inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask")}
+        owners = list(enc["overflow_to_sample_mapping"])
+        keys = ["input_ids", "attention_mask"]
         if "token_type_ids" in enc and self._loaded.model.config.type_vocab_size > 1:
-            inputs["token_type_ids"] = enc["token_type_ids"]
-        device = input_device(self._loaded)
+            keys.append("token_type_ids")
+        tok, device = self._loaded.tokenizer, input_device(self._loaded)
         out: list[list[list[float]]] = [[] for _ in samples]
         size = self.options.batch_size
         with torch.inference_mode():
             for start in range(0, len(owners), size):
-                batch = {k: v[start : start + size].to(device) for k, v in inputs.items()}
-                logits = self._loaded.model(**batch).logits.float()
+                # Pad each batch to its own longest window, not to the longest of the call.
+                rows = {k: enc[k][start : start + size] for k in keys}
+                batch = tok.pad(rows, return_tensors="pt")
+                logits = self._loaded.model(**{k: batch[k].to(device) for k in keys}).logits
+                logits = logits.float()
                 probs = logits.sigmoid() if self._head == "sigmoid" else logits.softmax(-1)
                 for owner, row in zip(owners[start : start + size], probs.tolist(), strict=True):
                     out[owner].append(row)

@@ -118,9 +118,11 @@ def program(model: Any, tokenizer: Any, table: Mapping[str, Mapping[str, float]]
         for param in model.model.layers.parameters():
             param.zero_()
         emb = model.get_input_embeddings().weight
-        vocab = emb.shape[0]
+        # Only the tokenizer's ids get one-hot embeddings; a larger model vocabulary (a real
+        # architecture's size) keeps zero rows that are never predicted.
+        vocab = len(tokenizer)
         emb.zero_()
-        emb[:, :vocab] = torch.eye(vocab, dtype=emb.dtype)
+        emb[:vocab, :vocab] = torch.eye(vocab, dtype=emb.dtype)
         ids = torch.arange(vocab).unsqueeze(0)
         final = model.model(input_ids=ids).last_hidden_state[0]  # one-hot per token, scaled
         scale = final[torch.arange(vocab), torch.arange(vocab)]
