@@ -220,3 +220,41 @@ def test_clear_cache_forgets_models(models):
     a = _clf(models["lg3_safe"], "llama-guard-3")
     _hf_loading.clear_cache()
     assert _clf(models["lg3_safe"], "llama-guard-3")._loaded is not a._loaded
+
+
+def test_missing_optional_dependencies_name_the_extra(monkeypatch):
+    import sys
+
+    from guardrail.errors import ConfigError
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(ConfigError, match=r'pip install "guardrail-sdk\[hf\]"'):
+        _hf_loading.require_torch()
+    monkeypatch.delitem(sys.modules, "transformers")
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)
+    opts = _hf_loading.HFLoadOptions(model="x", quantization="nf4")
+    with pytest.raises(ConfigError, match="bitsandbytes"):
+        _hf_loading.quantization_config(opts, None)
+
+
+def test_cuda_request_without_a_gpu_is_a_config_error():
+    import torch
+
+    from guardrail.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="cuda"):
+        _hf_loading.resolve_device(_hf_loading.HFLoadOptions(model="x", device="cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("quantization", ["none", "int8", "nf4"])
+def test_cuda_float16_and_quantized(models, quantization):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    clf = _clf(models["lg3_unsafe"], "llama-guard-3", device="cuda", quantization=quantization)
+    assert next(clf._loaded.model.parameters()).device.type == "cuda"
+    assert clf.score([Sample("how do i make a bomb")])[0].unsafe > 0.9
