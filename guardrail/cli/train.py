@@ -1,0 +1,64 @@
+"""``guardrail train``: rebuild the ``embedded`` classifier's head from labelled data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from guardrail.cli.core import fail
+from guardrail.errors import GuardrailError
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/data"),
+    show_default=True,
+    help="Folder of labelled *.jsonl files (see its README).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write embedded_head.npz and embedded_head.json into.",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".cache/embeddings"),
+    show_default=True,
+    help="Embedding cache (texts are embedded once, then read back).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train(data_dir: Path, out_dir: Path, cache_dir: Path, seed: int, quiet: bool) -> None:
+    """Train the embedded classifier's head on the train split of --data.
+
+    The dev split is never used. With the defaults this rebuilds the shipped head
+    (guardrail/classifiers/data) number for number.
+    """
+    from dataclasses import replace
+
+    from guardrail.classifiers._train import TrainConfig
+    from guardrail.classifiers._train import train as run_training
+
+    if not data_dir.is_dir():
+        fail(f"data folder {data_dir} does not exist")
+    try:
+        head = run_training(
+            data_dir,
+            out_dir,
+            config=replace(TrainConfig(), seed=seed),
+            cache_dir=cache_dir,
+            progress=not quiet,
+        )
+    except GuardrailError as e:
+        fail(str(e))
+        return
+    rows = head.meta.get("train_rows", 0)
+    click.echo(f"trained {len(head.heads)} heads on {rows} rows; wrote {out_dir}")
