@@ -40,10 +40,7 @@ from tests.fake_upstream import FakeUpstream, chat_reply, chat_stream  # noqa: E
 
 RESULTS = ROOT / "benchmarks" / "results" / "middleware.json"
 CHAT = "/v1/chat/completions"
-MESSAGES = [
-    {"role": "system", "content": "You are a helpful assistant."},
-    {"role": "user", "content": "How do I keep basil fresh for longer?"},
-]
+QUESTION = "How do I keep basil fresh for longer?"
 ANSWER = (
     "Treat basil like cut flowers. Trim the stems and stand them in a glass of water at room "
     "temperature. Keep the glass out of direct sun, and change the water every day or two. "
@@ -58,6 +55,20 @@ ANSWER = (
     "Thai basil and lemon basil need the same care as the common sweet kind. "
     "Enjoy your basil in salads, pasta, soups and, of course, fresh pesto."
 )
+
+
+def _messages(i: int) -> list[dict[str, str]]:
+    # Every call gets different text: the guard caches language detection per exact string,
+    # and a benchmark that repeats one text would measure the cache.
+    return [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": f"{QUESTION} I have {i + 2} pots of it."},
+    ]
+
+
+def _answer(i: int, length: int | None = None) -> str:
+    text = f"With {i + 2} pots, here is what works. {ANSWER}"
+    return text[:length] if length else text
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -101,10 +112,10 @@ def bench_calls(up: FakeUpstream, policy_name: str, calls: int) -> dict[str, Any
         names = list(variants)
         names = names[i % 3 :] + names[: i % 3]  # rotate the order
         for name in names:
-            up.script(CHAT, chat_reply(ANSWER[:300]))
+            up.script(CHAT, chat_reply(_answer(i, 300)))
             classify_ms.clear()
             t0 = time.perf_counter()
-            variants[name].chat.completions.create(model="m", messages=MESSAGES)
+            variants[name].chat.completions.create(model="m", messages=_messages(i))
             elapsed = (time.perf_counter() - t0) * 1000
             if i >= 10:  # the first rounds warm connections and caches
                 times[name].append(elapsed)
@@ -120,13 +131,13 @@ def bench_calls(up: FakeUpstream, policy_name: str, calls: int) -> dict[str, Any
     return out
 
 
-def _stream_once(
-    client: Any, up: FakeUpstream, tokens: list[str], delay: float
-) -> tuple[float, float]:
+def _stream_once(client: Any, up: FakeUpstream, i: int, delay: float) -> tuple[float, float]:
+    answer = _answer(i)
+    tokens = [answer[k : k + 4] for k in range(0, len(answer), 4)]
     up.script(CHAT, chat_stream(*tokens, chunk_delay_s=delay))
     t0 = time.perf_counter()
     first = None
-    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    stream = client.chat.completions.create(model="m", messages=_messages(i), stream=True)
     for chunk in stream:
         if first is None and chunk.choices and chunk.choices[0].delta.content:
             first = time.perf_counter()
@@ -156,7 +167,6 @@ def _stream_variants(raw: OpenAI, guard: Guard, checks: dict[str, int]) -> dict[
 
 def bench_streams(up: FakeUpstream, policy_name: str, runs: int, token_ms: float) -> dict[str, Any]:
     _, real_guard, _ = _guards(policy_name)
-    tokens = [ANSWER[i : i + 4] for i in range(0, len(ANSWER), 4)]
     raw = OpenAI(base_url=up.base_url, api_key="k", max_retries=0)
     checks: dict[str, int] = {}
     variants = _stream_variants(raw, real_guard, checks)
@@ -166,14 +176,15 @@ def bench_streams(up: FakeUpstream, policy_name: str, runs: int, token_ms: float
         names = list(variants)
         names = names[i % 3 :] + names[: i % 3]
         for name in names:
-            f, t = _stream_once(variants[name], up, tokens, token_ms / 1000)
+            f, t = _stream_once(variants[name], up, i, token_ms / 1000)
             if i >= 2:
                 first[name].append(f)
                 total[name].append(t)
     raw.close()
     base_first = _pct(first["unwrapped"], 0.5)
     base_total = _pct(total["unwrapped"], 0.5)
-    out: dict[str, Any] = {"chars": len(ANSWER), "tokens": len(tokens), "token_ms": token_ms}
+    chars = len(_answer(0))
+    out: dict[str, Any] = {"chars": chars, "tokens": -(-chars // 4), "token_ms": token_ms}
     for name in variants:
         out[name] = {
             "first_token": _summary(first[name]),
