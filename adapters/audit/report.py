@@ -152,9 +152,13 @@ def _counts_section(stats: AuditStats) -> str:
         "<h2>Counts</h2><div class='grid'>"
         f"<div><h3>By action</h3>{by_action}</div>"
         f"<div><h3>Categories that fired</h3>{_svg.bar_chart(cats, title='categories')}</div>"
-        f"<div><h3>By language (top 20 of {len(stats.languages)})</h3>"
+        f"<div><h3>By language ({_shown(len(stats.languages), 20)})</h3>"
         f"{_svg.bar_chart(langs, title='languages')}</div></div>"
     )
+
+
+def _shown(total: int, limit: int) -> str:
+    return f"top {limit} of {total}" if total > limit else f"{total}"
 
 
 def _hist_section(stats: AuditStats) -> str:
@@ -165,14 +169,19 @@ def _hist_section(stats: AuditStats) -> str:
         "<div><h3>unsafe score" + (" by label" if stats.labelled else "") + "</h3>",
         _svg.histogram(series, title="unsafe score histogram", width=520) + "</div>",
     ]
-    ranked = sorted(stats.category_hist, key=lambda c: -int(stats.category_hist[c][1:].sum()))
+    # Categories whose scores all sit in the lowest bin would only draw one bar: left out.
+    mass = {c: int(h[1:].sum()) for c, h in stats.category_hist.items() if h[1:].sum()}
+    ranked = sorted(mass, key=lambda c: -mass[c])
     for cat in ranked[:8]:
         parts.append(
-            f"<div><h3>{escape(cat)}</h3>"
+            f"<div><h3>{escape(cat)} <span class='muted'>({mass[cat]:,} rows ≥ 0.05)</span></h3>"
             + _svg.histogram({cat: list(stats.category_hist[cat])}, title=cat, width=300)
             + "</div>"
         )
     parts.append("</div>")
+    quiet = len(stats.category_hist) - len(ranked)
+    if quiet:
+        parts.append(f"<p class='muted'>{quiet} categories scored below 0.05 on every row.</p>")
     return "".join(parts)
 
 
