@@ -51,17 +51,25 @@ def detect_format(path: Path, fmt: str | None = None) -> Format:
     if fmt is not None:
         if fmt not in FORMATS:
             raise ConfigError(f"unknown input format {fmt!r}; known: {', '.join(FORMATS)}")
-        return fmt  # type: ignore[return-value]  # checked against FORMATS just above
+        return _needs_pyarrow(fmt)  # type: ignore[arg-type]  # checked against FORMATS above
     if path.is_dir():
         if (path / "state.json").exists() or (path / "dataset_dict.json").exists():
-            return "hf"
+            return _needs_pyarrow("hf")
         raise ConfigError(f"{path} is a directory but not a dataset saved with save_to_disk")
     found = _SUFFIXES.get(path.suffix.lower())
     if found is None:
         raise ConfigError(
             f"cannot tell the format of {path.name}; pass --format ({', '.join(FORMATS)})"
         )
-    return found
+    return _needs_pyarrow(found)
+
+
+def _needs_pyarrow(fmt: Format) -> Format:
+    if fmt in ("parquet", "hf"):
+        from .writer import require_pyarrow
+
+        require_pyarrow(f"reading {fmt}")
+    return fmt
 
 
 def iter_records(

@@ -24,7 +24,14 @@ from typing import Any, Literal
 
 from guardrail.errors import ConfigError
 
-__all__ = ["OutputFormat", "ResultWriter", "iter_output", "output_format", "output_schema"]
+__all__ = [
+    "OutputFormat",
+    "ResultWriter",
+    "iter_output",
+    "output_format",
+    "output_schema",
+    "require_pyarrow",
+]
 
 OutputFormat = Literal["parquet", "jsonl"]
 MANIFEST = "manifest.json"
@@ -39,10 +46,23 @@ def output_format(path: Path) -> OutputFormat:
     """
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
+        require_pyarrow("Parquet output")
         return "parquet"
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
     raise ConfigError(f"--out must end in .parquet or .jsonl, got {path.name!r}")
+
+
+def require_pyarrow(what: str) -> None:
+    """Fail with the install command when pyarrow is missing.
+
+    Raises:
+        ConfigError: pyarrow is not installed.
+    """
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as e:
+        raise ConfigError(f"{what} needs pyarrow: pip install 'guardrail-sdk[audit]'") from e
 
 
 def output_schema() -> Any:

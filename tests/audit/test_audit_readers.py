@@ -133,3 +133,15 @@ def test_unknown_format_and_missing_input_are_config_errors(tmp_path):
     odd.write_text("x")
     with pytest.raises(ConfigError, match="--format"):
         detect_format(odd)
+
+
+def test_a_saved_dataset_dict_asks_for_one_split(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    path = tmp_path / "dd"
+    split = datasets.Dataset.from_list(ROWS[:3])
+    datasets.DatasetDict({"train": split, "test": split}).save_to_disk(str(path))
+    assert detect_format(path) == "hf"
+    with pytest.raises(ConfigError, match="one split"):
+        list(iter_records(path, "hf", batch_size=2))
+    records = [r for b in iter_records(path / "train", "hf", batch_size=2) for r in b]
+    assert [r.fields["id"] for r in records] == ["r0", "r1", "r2"]
