@@ -50,6 +50,12 @@ def _prepare(ctx: Context, kind: str, kwargs: dict[str, Any]) -> _Request:
             raise UnguardedCallError(
                 "chat completions need messages=... (by keyword) to be checked"
             )
+        modalities = kwargs.get("modalities")
+        if kwargs.get("stream") is True and isinstance(modalities, list) and "audio" in modalities:
+            raise UnguardedCallError(
+                "streamed audio output cannot be moderated (its transcript arrives with the "
+                "audio); call without stream=True, where the transcript is checked"
+            )
         messages = list(kwargs["messages"])  # may be a one-shot iterable: read it once
         kwargs = {**kwargs, "messages": messages}
         side = texts.chat_prompt(messages, opts.prompt_messages, ctx.untrusted)

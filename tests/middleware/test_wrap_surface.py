@@ -98,6 +98,14 @@ async def test_async_responses_stream(guard, async_openai_client, fake_upstream)
     assert events[-1].type == "response.incomplete"
 
 
+def test_streamed_audio_output_is_refused(guard, openai_client, fake_upstream):
+    with pytest.raises(UnguardedCallError, match="audio"):
+        guard.wrap(openai_client).chat.completions.create(
+            model="m", messages=user("hi"), modalities=["text", "audio"], stream=True
+        )
+    assert fake_upstream.requests == []
+
+
 def test_legacy_completions(guard, openai_client, fake_upstream):
     client = guard.wrap(openai_client, on_block="refuse")
     fake_upstream.script("/v1/completions", completion_reply("a poem", f"{BLOCK} poem"))
