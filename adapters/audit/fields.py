@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ __all__ = ["FieldSpec", "Prepared", "parse_label_map", "prepare"]
 
 SAFE = "safe"
 UNSAFE = "unsafe"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TRUE = {"true", "1", "yes", "unsafe", "y", "t"}
 _FALSE = {"false", "0", "no", "safe", "n", "f"}
 
@@ -110,7 +112,8 @@ def prepare(record: Record, spec: FieldSpec) -> Prepared:
     prompt = None
     if problem is None and spec.prompt_field is not None and role is Role.RESPONSE:
         raw = values.get(spec.prompt_field)
-        prompt = raw if isinstance(raw, str) and raw.strip() else None
+        usable = isinstance(raw, str) and raw.strip() and not _SURROGATE.search(raw)
+        prompt = raw if usable else None
     language = values.get(spec.language_field) if spec.language_field else None
     return Prepared(
         record.row,
@@ -129,7 +132,10 @@ def _id(record: Record, spec: FieldSpec) -> str:
     if spec.id_field is None:
         return str(record.row)
     value = record.fields.get(spec.id_field)
-    return str(record.row) if value is None else str(value)
+    if value is None:
+        return str(record.row)
+    # An id must survive UTF-8 output: lone surrogates are written as escapes.
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _text(values: dict[str, Any], name: str) -> tuple[str | None, str | None]:
@@ -142,6 +148,8 @@ def _text(values: dict[str, Any], name: str) -> tuple[str | None, str | None]:
         return None, f"{name!r} is {type(value).__name__}, not a string"
     if not value.strip():
         return None, "empty text"
+    if _SURROGATE.search(value):
+        return None, f"{name!r} is not valid Unicode (a lone surrogate)"
     return value, None
 
 

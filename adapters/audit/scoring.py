@@ -59,7 +59,7 @@ def verdict_row(p: Prepared, verdict: Verdict) -> dict[str, Any]:
         "language": verdict.language,
         "language_confidence": verdict.language_confidence,
         "decided_by": list(verdict.decided_by),
-        "error": "; ".join(verdict.notes) if failed else None,
+        "error": _clean("; ".join(verdict.notes)) if failed else None,
     }
 
 
@@ -74,5 +74,10 @@ def error_row(p: Prepared, error: str) -> dict[str, Any]:
         "language": None,
         "language_confidence": None,
         "decided_by": [],
-        "error": error,
+        "error": _clean(error),
     }
+
+
+def _clean(text: str) -> str:
+    # Messages may quote input; a lone surrogate in them would break UTF-8 output.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -136,3 +136,15 @@ def test_bad_output_suffix_and_label_map_target(tmp_path):
     fields = FieldSpec(label_field="y", label_map={"x": "not_a_category"})
     with pytest.raises(ConfigError, match="not_a_category"):
         run_audit(AuditConfig(input=src, out=tmp_path / "o.jsonl", fields=fields, policy=FAKE))
+
+
+@pytest.mark.parametrize("out_name", ["o.parquet", "o.jsonl"])
+def test_lone_surrogates_become_errors_not_crashes(tmp_path, out_name):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"id": "a\\udc81", "text": "bad \\udc80 x"}\n{"id": "b", "text": "fine"}\n')
+    out = tmp_path / out_name
+    fields = FieldSpec(id_field="id")
+    run_audit(AuditConfig(input=src, out=out, fields=fields, policy=FAKE, progress=False))
+    rows = rows_of(out)
+    assert [r["id"] for r in rows] == ["a\\udc81", "b"]
+    assert "surrogate" in rows[0]["error"] and rows[1]["action"] == "allow"
