@@ -135,6 +135,15 @@ def calibrate(
             f"{results}: no labelled, scored rows in the calibration part; audit with "
             "--label-field to record labels"
         )
+    thresholds = _choose_all(fit, objective, target, min_rows, per_category)
+    new = _apply(policy, thresholds, name or f"{policy.name}-calibrated", objective, target)
+    before, after, n_hold = evaluate_split(results, holdout, policy, new)
+    return CalibrationResult(new, thresholds, before, after, n_fit, n_hold)
+
+
+def _choose_all(
+    fit: _Fit, objective: Objective, target: float, min_rows: int, per_category: bool
+) -> dict[str, float]:
     thresholds: dict[str, float] = {}
     for role, hist in fit.by_role.items():
         thresholds[f"{role}"] = _choose(hist, objective, target)
@@ -146,9 +155,7 @@ def calibrate(
         for (role, cat), hist in fit.by_category.items():
             if _usable(hist, min_rows):
                 thresholds[f"{role}/category:{cat}"] = _choose(hist, objective, target)
-    new = _apply(policy, thresholds, name or f"{policy.name}-calibrated", objective, target)
-    before, after, n_hold = evaluate_split(results, holdout, policy, new)
-    return CalibrationResult(new, thresholds, before, after, n_fit, n_hold)
+    return thresholds
 
 
 def _fit(results: Path, holdout: float, categories: list[str], policy: Policy) -> tuple[_Fit, int]:
