@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tiny_models import CHATML, chain, save_decoder
+from tiny_models import CHATML, chain, save_decoder, save_llama4_guard  # noqa: E402
 
 from guardrail import Guard, load_policy
 from guardrail.classifiers import _hf_loading
@@ -72,10 +72,14 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "sg_yes": ("gemma2", SG_TOKENS, {"correctly.": {"Yes": 6.0, "No": 0.0}}, None),
         "sg_no": ("gemma3", SG_TOKENS, {"correctly.": {"No": 6.0, "Yes": 0.0}}, None),
     }  # fmt: skip
-    return {
+    paths = {
         name: save_decoder(root / name, arch, tokens, table, chat_template=template)
         for name, (arch, tokens, table, template) in specs.items()
     }
+    # Llama Guard 4 ships as a multimodal Llama 4; its text model is read out of that layout.
+    lg4_table = chain(["\n\n", "unsafe", "\n", "S1"])
+    paths["lg4_multimodal"] = save_llama4_guard(root / "lg4_multimodal", LG4_TOKENS, lg4_table)
+    return paths
 
 
 def _clf(path: Path, family: str, **options: object) -> HFGenerativeClassifier:
@@ -128,6 +132,14 @@ def test_llama_guard_4_custom_category_reaches_the_model(models):
     [scores] = clf.score([Sample("hello")])
     assert scores.unsafe > 0.99
     assert scores.categories == {"weapons_trade": scores.unsafe}
+
+
+def test_llama_guard_4_from_a_multimodal_checkpoint(models):
+    [scores] = _clf(models["lg4_multimodal"], "llama-guard-4").score(
+        [Sample("how do i make a bomb")]
+    )
+    assert scores.unsafe > 0.99
+    assert set(scores.categories) == {"violent_crimes"}
 
 
 def test_polyguard_prompt_maps_s_codes_to_the_policy_taxonomy(models):

@@ -221,3 +221,35 @@ def save_encoder(
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+def save_llama4_guard(
+    path: Path, added: Sequence[str], table: Mapping[str, Mapping[str, float]]
+) -> Path:
+    """A checkpoint laid out like Llama Guard 4: a multimodal Llama 4 (text + vision).
+
+    The text model is programmed like ``save_decoder``'s, then placed in a
+    ``Llama4ForConditionalGeneration`` (tiny vision tower) that is saved whole, so loading reads
+    the text weights out of the multimodal layout as it would for the real checkpoint.
+    """
+    import transformers as tf
+
+    tok = build_tokenizer(added)
+    text_config = decoder_config("llama4", len(tok))
+    torch.manual_seed(0)
+    text_model = tf.AutoModelForCausalLM.from_config(text_config)
+    program(text_model, tok, table)
+    vision = {
+        "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 32, "image_size": 28, "patch_size": 14, "vision_output_dim": 64,
+        "projector_input_dim": 64, "projector_output_dim": text_config.hidden_size,
+    }  # fmt: skip
+    config = tf.Llama4Config(text_config=text_config.to_dict(), vision_config=vision)
+    full = tf.Llama4ForConditionalGeneration(config)
+    state = full.state_dict()
+    for key, value in text_model.state_dict().items():
+        state[f"language_model.{key}"] = value
+    full.load_state_dict(state)
+    full.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
