@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tiny_models import CHATML, chain, save_decoder, save_llama4_guard  # noqa: E402
+from tiny_models import CHATML, chain, save_decoder, save_llama4_guard
 
 from guardrail import Guard, load_policy
 from guardrail.classifiers import _hf_loading
