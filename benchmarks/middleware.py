@@ -5,9 +5,10 @@ Everything runs against the same local fake upstream (``tests/fake_upstream.py``
 model's. Variants are interleaved call by call so that machine load hits them alike.
 
 * Calls (non-streamed chat completions): unwrapped; wrapped with ``FakeClassifier`` (scores
-  instantly: what is left is the wrapper's own overhead); wrapped with the real policy
-  (``--policy``, default ``default``: overhead plus classification). Reported at p50 / p99, and
-  the classification time the verdicts themselves record.
+  instantly); wrapped with the real policy (``--policy``, default ``default``). Per round the
+  added latency (wrapped minus unwrapped) is split, from the verdicts' own timings, into time
+  inside the guard (language detection, views, engine, and the classifier: ``classifier only``)
+  and the wrapper's own overhead (the rest: text extraction, copies, reports). p50 / p99.
 * Streams: a ~1,000-character answer in ~4-character tokens, one token every
   ``--token-ms``. Time to the first released token and end-to-end time, unwrapped and wrapped
   at check intervals of one sentence (``check_every=1``) and 200 characters
@@ -93,41 +94,63 @@ def _guards(policy_name: str) -> tuple[Guard, Guard, FakeClassifier]:
     return Guard(fake_policy, classifier=fake), real, fake
 
 
+def _recorder(sink: list[tuple[float, float]]) -> Callable[[Verdict, str], None]:
+    def record(verdict: Verdict, stage: str) -> None:
+        timings = verdict.timings
+        sink.append((timings.get("total_ms", 0.0), timings.get("classify_ms", 0.0)))
+
+    return record
+
+
+def _paired(values: list[float], base: list[float], inside: list[float]) -> dict[str, float]:
+    """Per round: added = wrapped - unwrapped; wrapper-only = added - time inside the guard."""
+    added = [v - b for v, b in zip(values, base, strict=True)]
+    own = [a - g for a, g in zip(added, inside, strict=True)]
+    return {
+        "added_p50_ms": round(_pct(added, 0.5), 3),
+        "added_p99_ms": round(_pct(added, 0.99), 3),
+        "wrapper_only_p50_ms": round(_pct(own, 0.5), 3),
+        "wrapper_only_p99_ms": round(_pct(own, 0.99), 3),
+    }
+
+
 def bench_calls(up: FakeUpstream, policy_name: str, calls: int) -> dict[str, Any]:
     fake_guard, real_guard, _ = _guards(policy_name)
-    classify_ms: list[float] = []
-
-    def record(verdict: Verdict, stage: str) -> None:
-        classify_ms.append(verdict.timings.get("total_ms", 0.0))
-
+    sinks: dict[str, list[tuple[float, float]]] = {"fake": [], "policy": []}
     raw = OpenAI(base_url=up.base_url, api_key="k", max_retries=0)
     variants: dict[str, Any] = {
         "unwrapped": raw,
-        "wrapped_fake_classifier": fake_guard.wrap(raw),
-        "wrapped_policy": real_guard.wrap(raw, on_verdict=record),
+        "wrapped_fake_classifier": fake_guard.wrap(raw, on_verdict=_recorder(sinks["fake"])),
+        "wrapped_policy": real_guard.wrap(raw, on_verdict=_recorder(sinks["policy"])),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
-    per_call_classify: list[float] = []
+    guard_ms: dict[str, list[float]] = {name: [] for name in variants}
+    classify: list[float] = []
     for i in range(calls + 10):
         names = list(variants)
         names = names[i % 3 :] + names[: i % 3]  # rotate the order
         for name in names:
-            up.script(CHAT, chat_reply(_answer(i, 300)))
-            classify_ms.clear()
+            # distinct text per variant too, or the second one would hit the first's cache
+            k = 3 * i + list(variants).index(name)
+            up.script(CHAT, chat_reply(_answer(k, 300)))
+            for sink in sinks.values():
+                sink.clear()
             t0 = time.perf_counter()
-            variants[name].chat.completions.create(model="m", messages=_messages(i))
+            variants[name].chat.completions.create(model="m", messages=_messages(k))
             elapsed = (time.perf_counter() - t0) * 1000
-            if i >= 10:  # the first rounds warm connections and caches
-                times[name].append(elapsed)
-                if name == "wrapped_policy":
-                    per_call_classify.append(sum(classify_ms))
+            if i < 10:  # the first rounds warm connections and caches
+                continue
+            times[name].append(elapsed)
+            seen = sinks["fake"] + sinks["policy"]
+            guard_ms[name].append(sum(total for total, _ in seen))
+            if name == "wrapped_policy":
+                classify.append(sum(c for _, c in seen))
     raw.close()
-    out = {name: _summary(values) for name, values in times.items()}
-    base = out["unwrapped"]
+    out: dict[str, Any] = {name: _summary(values) for name, values in times.items()}
     for name in ("wrapped_fake_classifier", "wrapped_policy"):
-        out[name]["added_p50_ms"] = round(out[name]["p50_ms"] - base["p50_ms"], 3)
-        out[name]["added_p99_ms"] = round(out[name]["p99_ms"] - base["p99_ms"], 3)
-    out["classification_in_verdicts"] = _summary(per_call_classify)
+        out[name].update(_paired(times[name], times["unwrapped"], guard_ms[name]))
+        out[name]["inside_guard"] = _summary(guard_ms[name])
+    out["wrapped_policy"]["classifier_only"] = _summary(classify)
     return out
 
 
@@ -176,7 +199,8 @@ def bench_streams(up: FakeUpstream, policy_name: str, runs: int, token_ms: float
         names = list(variants)
         names = names[i % 3 :] + names[: i % 3]
         for name in names:
-            f, t = _stream_once(variants[name], up, i, token_ms / 1000)
+            k = 3 * i + list(variants).index(name)
+            f, t = _stream_once(variants[name], up, k, token_ms / 1000)
             if i >= 2:
                 first[name].append(f)
                 total[name].append(t)
@@ -198,16 +222,22 @@ def bench_streams(up: FakeUpstream, policy_name: str, runs: int, token_ms: float
 
 
 def _print(calls: dict[str, Any], streams: dict[str, Any], policy: str) -> None:
-    print(f"\nPer call (non-streamed chat completion), policy {policy!r}")
-    print(f"{'variant':28} {'p50 ms':>9} {'p99 ms':>9} {'added p50':>10} {'added p99':>10}")
+    print(f"\nPer call (non-streamed chat completion), policy {policy!r}; ms")
+    print(
+        f"{'variant':24} {'p50':>7} {'p99':>7} {'added p50':>9} {'added p99':>9} "
+        f"{'in guard p50':>12} {'wrapper p50':>11} {'wrapper p99':>11}"
+    )
     for name in ("unwrapped", "wrapped_fake_classifier", "wrapped_policy"):
         row = calls[name]
+        inside = row.get("inside_guard", {}).get("p50_ms", 0.0)
         print(
-            f"{name:28} {row['p50_ms']:9.2f} {row['p99_ms']:9.2f} "
-            f"{row.get('added_p50_ms', 0):10.2f} {row.get('added_p99_ms', 0):10.2f}"
+            f"{name:24} {row['p50_ms']:7.2f} {row['p99_ms']:7.2f} "
+            f"{row.get('added_p50_ms', 0):9.2f} {row.get('added_p99_ms', 0):9.2f} "
+            f"{inside:12.2f} {row.get('wrapper_only_p50_ms', 0):11.2f} "
+            f"{row.get('wrapper_only_p99_ms', 0):11.2f}"
         )
-    c = calls["classification_in_verdicts"]
-    print(f"{'classification (verdicts)':28} {c['p50_ms']:9.2f} {c['p99_ms']:9.2f}")
+    c = calls["wrapped_policy"]["classifier_only"]
+    print(f"{'classifier only (policy)':24} {c['p50_ms']:7.2f} {c['p99_ms']:7.2f}")
     print(
         f"\nStreams: {streams['chars']} chars in {streams['tokens']} tokens, "
         f"one every {streams['token_ms']} ms"
