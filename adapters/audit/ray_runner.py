@@ -89,6 +89,7 @@ def run_ray(config: AuditConfig, policy: Policy, writer: ResultWriter, fmt: Form
         ctx = ray.data.DataContext.get_current()
         # Input order must survive the actor pool: row numbers and resume depend on it.
         ctx.execution_options.preserve_order = True
+        ctx.enable_progress_bars = config.progress
         resources = ray.cluster_resources()
         gpus = resources.get("GPU", 0) >= config.ray_workers
         _check_cpus(config.ray_workers, resources.get("CPU", 0), gpus)
