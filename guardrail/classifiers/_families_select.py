@@ -38,9 +38,10 @@ class FamilyOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
 
     family: FamilyName = Field(description="Prompt template and answer parser to use.")
-    exclude_categories: list[str] = Field(
-        default_factory=lambda: ["jailbreak"],
-        description="Llama Guard: policy categories left out of the prompt's category list.",
+    exclude_categories: list[str] | None = Field(
+        None,
+        description="Llama Guard: policy categories left out of the prompt's category list "
+        "(default: `jailbreak`, when the taxonomy has it).",
     )
     controversial_weight: float = Field(
         0.5,
@@ -72,7 +73,11 @@ def build_family(options: FamilyOptions, taxonomy: Taxonomy) -> Family:
     if options.family == "shieldgemma":
         return ShieldGemma(harms=options.shieldgemma_harms)
     version = 3 if options.family == "llama-guard-3" else 4
-    return LlamaGuard(taxonomy, version=version, exclude=options.exclude_categories, **extra)
+    exclude = options.exclude_categories
+    if exclude is None:
+        # Jailbreaks are not a Llama Guard category (Prompt Guard's job); leave it out by default.
+        exclude = [c for c in ("jailbreak",) if c in taxonomy.ids]
+    return LlamaGuard(taxonomy, version=version, exclude=exclude, **extra)
 
 
 def category_translator(family: Family, taxonomy: Taxonomy) -> Translate:

@@ -243,3 +243,15 @@ def test_read_call_uses_probabilities_and_falls_back_to_the_label():
     bare = Generation("\n\nunsafe\nS1", [], None)
     result, fell_back = read_call(family, call, bare, P)
     assert result.probs[UNSAFE] == 1.0 and fell_back
+
+
+def test_llama_guard_default_exclusion_fits_any_taxonomy():
+    custom = load_taxonomy("llama_guard_3")  # no jailbreak category
+    family = build_family(FamilyOptions(family="llama-guard-3"), custom)
+    assert "S14: Code Interpreter Abuse." in family.calls(Sample("x"))[0].text
+    mlc = build_family(FamilyOptions(family="llama-guard-3"), MLC)
+    assert "Jailbreak" not in mlc.calls(Sample("x"))[0].text
+    with pytest.raises(ConfigError):
+        build_family(
+            FamilyOptions(family="llama-guard-3", exclude_categories=["jailbreak"]), custom
+        )
