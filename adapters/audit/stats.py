@@ -57,7 +57,8 @@ class AuditStats:
         if r.get("error"):
             self.errors[str(r["error"]).split(":")[0][:60]] += 1
         language = r.get("language") or "und"
-        self.languages[language] += 1
+        if r.get("action") is not None:  # unscored rows have no language to count
+            self.languages[language] += 1
         self.fired.update(c for c in r.get("fired") or [] if c != "unsafe")
         unsafe = r.get("unsafe")
         if unsafe is None:
