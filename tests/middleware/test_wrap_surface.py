@@ -178,3 +178,48 @@ def test_context_manager_and_repr(guard, fake_upstream):
         assert isinstance(client, GuardedClient)
         assert "guarded" in repr(client)
         assert "chat" in dir(client)
+
+
+def test_responses_stream_checks_tool_call_arguments(guard, openai_client, fake_upstream):
+    from tests.fake_upstream import StreamReply
+
+    base = {"item_id": "fc_1", "output_index": 0}
+    events = [
+        ("response.function_call_arguments.delta", {**base, "delta": '{"cmd": "'}),
+        ("response.function_call_arguments.delta", {**base, "delta": f'{BLOCK} now"}}'}),
+        ("response.function_call_arguments.done", {**base, "arguments": f'{{"cmd": "{BLOCK}"}}'}),
+    ]
+    numbered = tuple(
+        (name, {"type": name, "sequence_number": i, **payload})
+        for i, (name, payload) in enumerate(events)
+    )
+    fake_upstream.script(RESPONSES, StreamReply(numbered, done=False))
+    client = guard.wrap(openai_client)
+    out = list(client.responses.create(model="m", input="run it", stream=True))
+    assert BLOCK not in "".join(e.model_dump_json() for e in out)
+    assert out[-1].type == "response.incomplete"
+
+
+def test_a_plain_client_stream_of_dicts(guard):
+    class Completions:
+        def create(self, **kwargs):
+            pieces = ["Fine. ", f"{BLOCK}. ", "more"]
+            return iter(
+                [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces]
+                + [{"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+            )
+
+    class Chat:
+        completions = Completions()
+
+    class Client:
+        chat = Chat()
+
+    stream = guard.wrap(Client(), check_every=1).chat.completions.create(
+        model="m", messages=user("hi"), stream=True
+    )
+    with stream:
+        chunks = list(stream)
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    assert text == "Fine. "
+    assert chunks[-1]["choices"][0]["finish_reason"] == "content_filter"
