@@ -70,6 +70,7 @@ class Upstream:
         self._metrics = metrics
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._urls: dict[str, httpx.URL] = {}
 
     def start(self) -> None:
         """Open the connection pool (the app's lifespan calls this at startup)."""
@@ -119,7 +120,7 @@ class Upstream:
         started = time.perf_counter()
         try:
             response = await self.client.request(
-                method, _join(path, params), headers=dict(headers), content=content
+                method, self.url(path, params), headers=dict(headers), content=content
             )
         except httpx.TransportError as e:
             raise self.failure(route, e) from e
@@ -149,7 +150,9 @@ class Upstream:
             ProxyHTTPError: 502 when the upstream cannot be reached, 504 on a timeout.
         """
         started = time.perf_counter()
-        request = self.client.build_request("POST", path, headers=dict(headers), content=content)
+        request = self.client.build_request(
+            "POST", self.url(path), headers=dict(headers), content=content
+        )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.TransportError as e:
@@ -180,6 +183,18 @@ class Upstream:
             code="upstream_unreachable",
         )
 
+    def url(self, path: str, params: str = "") -> httpx.URL:
+        """The absolute upstream URL of a path (parsed once per path: httpx's URL merging is
+        a measurable share of a proxied request's CPU time)."""
+        if params:
+            return httpx.URL(f"{self.base_url}{path}?{params}")
+        url = self._urls.get(path)
+        if url is None:
+            url = httpx.URL(self.base_url + path)
+            if not path.startswith("/models/"):  # model ids would make the cache unbounded
+                self._urls[path] = url
+        return url
+
     async def ping(self, *, timeout_s: float = 2.0) -> bool:
         """True when the upstream answers HTTP at all (any status counts as reachable)."""
         if self._client is None:
@@ -195,7 +210,3 @@ class Upstream:
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
-
-
-def _join(path: str, params: str) -> str:
-    return f"{path}?{params}" if params else path
