@@ -102,8 +102,8 @@ def iter_records(
         yield batch
 
 
-def count_rows(path: Path, fmt: Format) -> int | None:
-    """The number of rows, when it can be known cheaply (for the progress bar's ETA)."""
+def count_rows(path: Path, fmt: Format) -> int:
+    """The number of rows (for the progress bar's ETA): metadata, or a quick pass."""
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -120,7 +120,14 @@ def count_rows(path: Path, fmt: Format) -> int | None:
         return n
     if fmt == "hf":
         return sum(_arrow_rows(p) for p in _hf_files(path))
-    return None
+    return _csv_rows(path)
+
+
+def _csv_rows(path: Path) -> int:
+    # A real CSV pass (quoted fields may hold newlines); the csv module is C and quick.
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with path.open(encoding="utf-8", errors="surrogateescape", newline="") as f:
+        return max(0, sum(1 for _ in csv.reader(f)) - 1)
 
 
 def _jsonl(path: Path, skip: int, _batch: int) -> Iterator[Record]:
