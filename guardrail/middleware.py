@@ -157,6 +157,12 @@ class GuardedClient(_GuardedResource):
     def __init__(self, client: Any, ctx: Context) -> None:
         super().__init__(client, (), ctx)
 
+    # isinstance(wrapped, OpenAI) stays true (as with wrapt's ObjectProxy), so libraries that
+    # check the client's type accept the guarded one; type() still says GuardedClient.
+    @property  # type: ignore[misc]  # a read-only __class__ is the point: report the target's
+    def __class__(self) -> type[Any]:
+        return type(self._guarded_target)
+
     def __enter__(self) -> GuardedClient:
         self._guarded_target.__enter__()
         return self

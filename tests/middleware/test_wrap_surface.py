@@ -176,6 +176,8 @@ def test_with_options_and_copy_stay_guarded(guard, openai_client, fake_upstream)
 def test_context_manager_and_repr(guard, fake_upstream):
     with guard.wrap(OpenAI(base_url=fake_upstream.base_url, api_key="k")) as client:
         assert isinstance(client, GuardedClient)
+        assert isinstance(client, OpenAI)  # libraries that check the type accept it
+        assert type(client) is GuardedClient
         assert "guarded" in repr(client)
         assert "chat" in dir(client)
 
