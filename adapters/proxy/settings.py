@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -179,5 +180,5 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> ProxySett
         return cls(**given)
     except ValidationError as e:
         raise ConfigError(f"{where}invalid proxy settings:\n{format_validation_error(e)}") from e
-    except ValueError as e:  # YAML syntax errors surface as plain ValueErrors
+    except (ValueError, yaml.YAMLError) as e:
         raise ConfigError(f"{where}invalid proxy settings: {e}") from e
