@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +15,6 @@ __all__ = ["FieldSpec", "Prepared", "parse_label_map", "prepare"]
 
 SAFE = "safe"
 UNSAFE = "unsafe"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _TRUE = {"true", "1", "yes", "unsafe", "y", "t"}
 _FALSE = {"false", "0", "no", "safe", "n", "f"}
 
@@ -112,8 +110,7 @@ def prepare(record: Record, spec: FieldSpec) -> Prepared:
     prompt = None
     if problem is None and spec.prompt_field is not None and role is Role.RESPONSE:
         raw = values.get(spec.prompt_field)
-        usable = isinstance(raw, str) and raw.strip() and not _SURROGATE.search(raw)
-        prompt = raw if usable else None
+        prompt = raw if isinstance(raw, str) and raw.strip() else None
     language = values.get(spec.language_field) if spec.language_field else None
     return Prepared(
         record.row,
@@ -148,8 +145,6 @@ def _text(values: dict[str, Any], name: str) -> tuple[str | None, str | None]:
         return None, f"{name!r} is {type(value).__name__}, not a string"
     if not value.strip():
         return None, "empty text"
-    if _SURROGATE.search(value):
-        return None, f"{name!r} is not valid Unicode (a lone surrogate)"
     return value, None
 
 

@@ -102,8 +102,11 @@ def iter_records(
         yield batch
 
 
-def count_rows(path: Path, fmt: Format) -> int:
-    """The number of rows (for the progress bar's ETA): metadata, or a quick pass."""
+def count_rows(path: Path, fmt: Format) -> int | None:
+    """The number of rows (for the progress bar's ETA): metadata, or a quick pass.
+
+    None when the file cannot be read (the reader then reports why).
+    """
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

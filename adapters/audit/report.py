@@ -206,6 +206,8 @@ def _top_section(stats: AuditStats, texts: dict[int, str], include_text: bool) -
 
 
 def _snippet(text: str) -> str:
+    # Lone surrogates (possible in JSON input) cannot be written as UTF-8: show them escaped.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET_CHARS else flat[: SNIPPET_CHARS - 1] + "…"
 
