@@ -56,7 +56,7 @@ def _prepare(ctx: Context, kind: str, kwargs: dict[str, Any]) -> _Request:
                 "streamed audio output cannot be moderated (its transcript arrives with the "
                 "audio); call without stream=True, where the transcript is checked"
             )
-        messages = list(kwargs["messages"])  # may be a one-shot iterable: read it once
+        messages = texts.check_sequence(kwargs["messages"], "messages")
         kwargs = {**kwargs, "messages": messages}
         side = texts.chat_prompt(messages, opts.prompt_messages, ctx.untrusted)
     elif kind == "completion":

@@ -50,26 +50,61 @@ def get(obj: Any, key: str) -> Any:
 
 
 def content_text(content: Any, where: str, notes: list[str]) -> str:
-    """The text of a message content (a string or a list of parts); non-text parts are noted."""
+    """The text of a message content (a string or a list of parts); non-text parts are noted.
+
+    Raises:
+        TypeError: a shape the API would reject (content as an object, a part without a type,
+            a text part whose text is not a string): refused rather than sent unchecked.
+    """
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    if not isinstance(content, Iterable) or isinstance(content, bytes | Mapping):
-        notes.append(f"{where}: content of type {type(content).__name__} not checked (not text)")
-        return ""
-    texts = []
-    for part in content:
-        kind = get(part, "type")
-        if isinstance(part, str):
-            texts.append(part)
-        elif kind in _TEXT_PARTS and isinstance(get(part, "text"), str):
-            texts.append(get(part, "text"))
-        elif kind == "refusal" and isinstance(get(part, "refusal"), str):
-            texts.append(get(part, "refusal"))
-        else:
-            notes.append(f"{where}: {kind or type(part).__name__} part not checked (not text)")
+    if isinstance(content, bytes | Mapping) or not isinstance(content, Iterable):
+        raise TypeError(
+            f"{where}: content must be a string or a list of parts, not {type(content).__name__}"
+        )
+    texts = [_part_text(part, f"{where} part {k}", notes) for k, part in enumerate(content)]
     return "\n".join(t for t in texts if t)
+
+
+def _part_text(part: Any, where: str, notes: list[str]) -> str:
+    if isinstance(part, str):
+        return part
+    kind = get(part, "type")
+    if not isinstance(kind, str):
+        raise TypeError(f"{where}: a content part needs a string 'type'")
+    text = get(part, "refusal" if kind == "refusal" else "text")
+    if kind in _TEXT_PARTS or kind == "refusal":
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{where}: a {kind} part must carry a string, not {type(text).__name__}"
+            )
+        return text
+    if isinstance(text, str):
+        notes.append(f"{where}: unknown part type {kind!r}; its text was checked")
+        return text
+    notes.append(f"{where}: {kind} part not checked (not text)")
+    return ""
+
+
+def check_sequence(value: Any, name: str) -> list[Any]:
+    """``value`` as a list of message-like items.
+
+    Raises:
+        TypeError: a string, bytes, mapping or non-iterable, or an item that is not an object.
+    """
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list of objects, not {type(value).__name__}")
+    items = list(value)  # may be a one-shot iterable: read it once
+    for i, item in enumerate(items):
+        if (
+            not isinstance(item, Mapping)
+            and get(item, "role") is None
+            and get(item, "type") is None
+        ):
+            raise TypeError(f"{name}[{i}] must be an object, not {type(item).__name__}")
+    return items
 
 
 def _tool_call_text(call: Any) -> str:
@@ -123,6 +158,8 @@ def completion_prompt(prompt: Any, suffix: Any = None) -> Extracted:
     Raises:
         UnguardedCallError: the prompt is given as token ids, which cannot be checked as text.
     """
+    if isinstance(prompt, bytes | Mapping):
+        raise TypeError(f"prompt must be a string or a list, not {type(prompt).__name__}")
     prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
     if not all(isinstance(p, str) for p in prompts):
         raise UnguardedCallError(
@@ -143,7 +180,10 @@ def responses_input(
     server_state: bool,
 ) -> Extracted:
     """The prompt side of a Responses API request."""
-    items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input or [])
+    if isinstance(input, str):
+        items: list[Any] = [{"role": "user", "content": input}]
+    else:
+        items = check_sequence(input or [], "input")
     out = Extracted()
     turns: list[tuple[str, str]] = []
     if isinstance(instructions, str) and instructions:

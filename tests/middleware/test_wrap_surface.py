@@ -225,3 +225,39 @@ def test_a_plain_client_stream_of_dicts(guard):
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert text == "Fine. "
     assert chunks[-1]["choices"][0]["finish_reason"] == "content_filter"
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs"),
+    [
+        ("chat", {"messages": f"{BLOCK}"}),
+        ("chat", {"messages": [f"{BLOCK}"]}),
+        ("chat", {"messages": user({"text": BLOCK})}),
+        ("chat", {"messages": [{"role": "user", "content": [{"text": BLOCK}]}]}),
+        ("chat", {"messages": [{"role": "user", "content": [{"type": "text", "text": {}}]}]}),
+        ("responses", {"input": [BLOCK]}),
+        ("responses", {"input": {"role": "user", "content": BLOCK}}),
+        ("completions", {"prompt": {"text": BLOCK}}),
+    ],
+)
+def test_malformed_shapes_are_refused_before_any_call(
+    guard, openai_client, fake_upstream, method, kwargs
+):
+    client = guard.wrap(openai_client)
+    create = {
+        "chat": client.chat.completions.create,
+        "responses": client.responses.create,
+        "completions": client.completions.create,
+    }[method]
+    with pytest.raises(TypeError):
+        create(model="m", **kwargs)
+    assert fake_upstream.requests == []
+
+
+def test_unknown_part_types_with_text_are_checked(guard, openai_client, fake_upstream):
+    content = [{"type": "future_text", "text": BLOCK}]
+    with pytest.raises(ContentBlocked) as info:
+        guard.wrap(openai_client).chat.completions.create(
+            model="m", messages=[{"role": "user", "content": content}]
+        )
+    assert any("unknown part type" in n for n in info.value.verdict.notes)
