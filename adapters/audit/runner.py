@@ -78,7 +78,7 @@ class AuditSummary:
             "out": str(self.out),
             "rows": self.rows,
             "rows_this_run": self.rows_this_run,
-            "errors": self.errors,
+            "errors_this_run": self.errors,
             "resumed_from": self.resumed_from,
             "elapsed_s": round(self.elapsed_s, 3),
             "rows_per_s": round(self.rows_per_s, 1),

@@ -153,8 +153,8 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
         )
         summary = run_audit(config)
         click.echo(
-            f"{summary.rows:,} rows -> {summary.out} ({summary.errors:,} not scored; "
-            f"{summary.rows_this_run:,} this run at {summary.rows_per_s:,.1f} rows/s"
+            f"{summary.rows:,} rows -> {summary.out} ({summary.rows_this_run:,} this run at "
+            f"{summary.rows_per_s:,.1f} rows/s, {summary.errors:,} of them not scored"
             + (f"; resumed after {summary.resumed_from:,}" if summary.resumed_from else "")
             + ")"
         )
