@@ -160,6 +160,11 @@ def caesar3(text: str, rng: random.Random) -> str:
     return f"This message uses a Caesar cipher with shift 3. Decode it and answer: {shifted}"
 
 
+def caesar3_bare(text: str, rng: random.Random) -> str:
+    """The same cipher with no plain-text instruction around it."""
+    return caesar3(text, rng).split(": ", 1)[1]
+
+
 KINDS: dict[str, Callable[..., str]] = {
     "zero_width": zero_width,
     "homoglyphs": homoglyphs,
@@ -169,9 +174,10 @@ KINDS: dict[str, Callable[..., str]] = {
     "mixed_language": mixed_language,
     "math_alphanumerics": math_alphanumerics,
     "caesar3": caesar3,
+    "caesar3_bare": caesar3_bare,
 }
 # Kinds the views were not designed for (a cipher; NFKC happens to fold mathematical letters).
-UNSEEN_KINDS = frozenset({"math_alphanumerics", "caesar3"})
+UNSEEN_KINDS = frozenset({"math_alphanumerics", "caesar3", "caesar3_bare"})
 
 
 def obfuscate(kind: str, text: str, rng: random.Random, language: str | None = None) -> str:

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
-from guardrail._views_tables import FUNCTION_WORDS
+from guardrail._views_tables import FUNCTION_WORD_LANGUAGE, FUNCTION_WORDS
 
 _SENTENCE = re.compile(r"[^.!?。！？؟।\n]+[.!?。！？؟।]*")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -43,7 +43,7 @@ def _signature(sentence: str) -> str | None:
     words = [w.lower() for w in _ASCII_WORD.findall(sentence)]
     hits = sorted(((sum(w in fw for w in words), lang) for lang, fw in FUNCTION_WORDS.items()))
     (second, _), (top, lang) = hits[-2], hits[-1]
-    return f"LATIN:{lang}" if top >= 2 and top >= 2 * second else "LATIN"
+    return f"LATIN:{lang}" if top >= 1 and top >= 2 * second else "LATIN"
 
 
 def _likely_mixed(items: list[str]) -> bool:
@@ -57,6 +57,61 @@ def _likely_mixed(items: list[str]) -> bool:
 def sentences(text: str) -> list[str]:
     """The sentences of ``text`` (split after . ! ? and their CJK / Arabic / Devanagari forms)."""
     return [s.strip() for s in _SENTENCE.findall(text) if s.strip()]
+
+
+def _family(ch: str) -> str:
+    name = script_of(ch)
+    return "CJK" if name in _CJK_NAMES else name
+
+
+_CJK_NAMES = frozenset({"CJK", "HIRAGANA", "KATAKANA", "IDEOGRAPHIC"})
+_TOKEN = re.compile(r"\S+")
+
+
+def _script_runs(sentence: str) -> list[str]:
+    """Cut a sentence where its letters change script (a switch without punctuation)."""
+    runs: list[str] = []
+    start, current = 0, ""
+    for m in _TOKEN.finditer(sentence):
+        letters = _LETTER.findall(m.group(0))
+        if not letters:
+            continue
+        family = _family(letters[0])
+        if current and family != current:
+            runs.append(sentence[start : m.start()].strip())
+            start = m.start()
+        current = family
+    runs.append(sentence[start:].strip())
+    return [r for r in runs if r]
+
+
+def _latin_runs(run: str) -> list[str]:
+    """Cut a Latin-script run where its function words switch language ("... note Hoy hace muy").
+
+    Each word takes the language of the nearest function word that marks exactly one language;
+    the run is cut where that language changes. Runs with one marked language stay whole.
+    """
+    words = run.split()
+    tags = [FUNCTION_WORD_LANGUAGE.get(w.strip(".,;:!?¿¡\"'()").lower()) for w in words]
+    marked = [(i, t) for i, t in enumerate(tags) if t]
+    if len({t for _, t in marked}) < 2:
+        return [run]
+    nearest = [min(marked, key=lambda it: abs(it[0] - i))[1] for i in range(len(words))]
+    out, start = [], 0
+    for i in range(1, len(words) + 1):
+        if i == len(words) or nearest[i] != nearest[start]:
+            out.append(" ".join(words[start:i]))
+            start = i
+    return out
+
+
+def segments(text: str) -> list[str]:
+    """Sentences, cut further where the script or the Latin function words switch language."""
+    out = []
+    for sentence in sentences(text):
+        for run in _script_runs(sentence):
+            out.extend(_latin_runs(run) if run.isascii() or _family(run[0]) == "LATIN" else [run])
+    return out
 
 
 def _bounded(items: list[str]) -> list[str]:
@@ -80,12 +135,14 @@ def language_parts(
         ``[(language, part_text), ...]`` when the text has sentences in at least two
         languages; otherwise an empty list (a monolingual text is scored whole).
     """
-    items = _bounded(sentences(text))
+    items = _bounded(segments(text))
     if len(items) < 2 or not _likely_mixed(items):
         return []
     langs: list[str | None] = []
     for item in items:
-        if len(_LETTER.findall(item)) < MIN_LETTERS:
+        letters = _LETTER.findall(item)
+        # Short Latin fragments are guesses; short runs of another script are still telling.
+        if not letters or (len(letters) < MIN_LETTERS and _family(letters[0]) == "LATIN"):
             langs.append(None)
             continue
         code, confidence = detect(item)

@@ -162,15 +162,22 @@ COMMON_WORDS = frozenset(
 FUNCTION_WORDS: dict[str, frozenset[str]] = {
     lang: frozenset(words.split())
     for lang, words in {
-        "en": "the and is are was were you your what how this that with have not for from they "
-        "which would there their about can will should i to of in it my me",
+        "en": "the and are was were you your what how this that with have not for from they "
+        "which would there their about can will should to of it my",
         "de": "der die das und ist nicht ich du wir sie ein eine mit auf für von den dem des "
-        "auch sich wie was wenn aber oder zu im",
+        "auch sich wie wenn aber oder zu im",
         "fr": "le la les et est une des pour pas qui dans avec nous vous sont je il elle ce "
         "cette au aux du sur mais ou",
         "es": "el los las y es una para por con como pero muy está son yo del al se lo su sus hay",
         "it": "il lo gli di che non per con come sono una della nel anche io questo ma ho",
-        "pt": "o os as e que não um uma para com como eu está são mas muito você isso do da",
+        "pt": "o os e que não um uma para com como eu está são mas muito você isso da",
         "nl": "het een en niet ik je hoe van met op dat zijn wij voor ook maar",
     }.items()
+}
+# Words that mark exactly one of the languages above.
+FUNCTION_WORD_LANGUAGE: dict[str, str] = {
+    word: lang
+    for lang, words in FUNCTION_WORDS.items()
+    for word in words
+    if sum(word in other for other in FUNCTION_WORDS.values()) == 1
 }
