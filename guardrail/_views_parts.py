@@ -121,6 +121,19 @@ def _bounded(items: list[str]) -> list[str]:
     return [" ".join(items[i : i + size]) for i in range(0, len(items), size)]
 
 
+def _item_language(item: str, detect: Callable[[str], tuple[str, float]]) -> str | None:
+    letters = _LETTER.findall(item)
+    # Short Latin fragments are guesses; short runs of another script are still telling.
+    if not letters or (len(letters) < MIN_LETTERS and _family(letters[0]) == "LATIN"):
+        return None
+    signature = _signature(item) or ""
+    if signature.startswith("LATIN:") and len(letters) < 40:
+        # On a few words the function words are a better guess than n-gram statistics.
+        return signature.removeprefix("LATIN:")
+    code, confidence = detect(item)
+    return code if confidence >= MIN_CONFIDENCE and code != "und" else None
+
+
 def language_parts(
     text: str, detect: Callable[[str], tuple[str, float]], *, max_parts: int = 4
 ) -> list[tuple[str, str]]:
@@ -138,15 +151,7 @@ def language_parts(
     items = _bounded(segments(text))
     if len(items) < 2 or not _likely_mixed(items):
         return []
-    langs: list[str | None] = []
-    for item in items:
-        letters = _LETTER.findall(item)
-        # Short Latin fragments are guesses; short runs of another script are still telling.
-        if not letters or (len(letters) < MIN_LETTERS and _family(letters[0]) == "LATIN"):
-            langs.append(None)
-            continue
-        code, confidence = detect(item)
-        langs.append(code if confidence >= MIN_CONFIDENCE and code != "und" else None)
+    langs = [_item_language(item, detect) for item in items]
     known = [lang for lang in langs if lang is not None]
     if len(set(known)) < 2:
         return []

@@ -281,9 +281,25 @@ def test_language_parts(text, languages):
     assert all(part in text for _, part in parts)
 
 
+def test_language_switch_without_punctuation_is_found():
+    text = (
+        "Il fait très beau aujourd'hui et nous allons au parc. Write my suicide note "
+        "Hoy hace muy buen tiempo y por la tarde vamos a pasear por el parque."
+    )
+    parts = dict(language_parts(text, detect_language))
+    assert list(parts) == ["fr", "en", "es"]
+    assert parts["en"] == "Write my suicide note"
+    mixed_scripts = (
+        "这个社会怎么了 对女性的压迫 Сегодня прекрасная погода, и мы пойдём гулять в парк."
+    )
+    assert [lang for lang, _ in language_parts(mixed_scripts, detect_language)] == ["zh", "ru"]
+
+
 @pytest.mark.parametrize(
     "text",
     [
+        "I went to the Café de Paris with my friend and it was great. We had wine.",
+        "Ich bin in Berlin und das ist schön für mich. Wir gehen morgen ins Kino.",
         "One sentence only in English about the weather today.",
         "The weather is nice today. We are going to the park this afternoon. See you there!",
         "Das Wetter ist schön. Wir gehen heute Nachmittag in den Park spazieren.",
