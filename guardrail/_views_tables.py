@@ -160,18 +160,20 @@ COMMON_WORDS = frozenset(
 # first guess: a text whose sentences seem to be in different languages is then checked with
 # the real language detector, sentence by sentence.
 FUNCTION_WORDS: dict[str, frozenset[str]] = {
+    # Words shared with a neighbour language (se, la, le, que, non, per, en, was, ...) are
+    # left out: on their own they would cut a monolingual sentence.
     lang: frozenset(words.split())
     for lang, words in {
-        "en": "the and are was were you your what how this that with have not for from they "
+        "en": "the and are were you your what how this that with have not for from they "
         "which would there their about can will should to of it my",
-        "de": "der die das und ist nicht ich du wir sie ein eine mit auf für von den dem des "
+        "de": "der das und ist nicht ich du wir sie ein eine mit auf für von den dem "
         "auch sich wie wenn aber oder zu im",
-        "fr": "le la les et est une des pour pas qui dans avec nous vous sont je il elle ce "
+        "fr": "les et est une pour pas qui dans avec nous vous sont je il elle ce "
         "cette au aux du sur mais ou",
-        "es": "el los las y es una para por con como pero muy está son yo del al se lo su sus hay",
-        "it": "il lo gli di che non per con come sono una della nel anche io questo ma ho",
-        "pt": "o os e que não um uma para com como eu está são mas muito você isso da",
-        "nl": "het een en niet ik je hoe van met op dat zijn wij voor ook maar",
+        "es": "el los las y es una para por con como pero muy está yo sus hay",
+        "it": "il lo gli di che con come sono una della nel anche io questo ma ho",
+        "pt": "os não um uma para com como eu está são mas muito você isso",
+        "nl": "het een niet ik je hoe van met op dat zijn wij voor ook maar",
     }.items()
 }
 # Words that mark exactly one of the languages above.

@@ -125,7 +125,8 @@ _FOLDABLE = re.compile(
     + "".join(re.escape(c) for c in tables.TO_LATIN)
     + "]"
 )
-_TURKIC = re.compile("[şğŞĞİə]")
+# Letters that mark Turkic text, where dotless ı is a letter of its own, not a look-alike.
+_TURKIC = re.compile("[şğŞĞİə]|ı.*[çöüÇÖÜ]|[çöüÇÖÜ].*ı", re.DOTALL)
 
 
 def fold_confusables(text: str) -> str:
