@@ -110,6 +110,7 @@ def test_fold_confusables(text, expected):
         "Я купил iPhone вчера",  # a Latin brand name inside Russian stays as is
         "Он сказал OK и ушёл",
         "Bugün hava çok güzel ve kırmızı şapkamı taktım",  # Turkish dotless ı stays
+        "Avcılar için ne kullanılır?",
         "مرحبا بالعالم",
         "東京は大きい",
     ],
@@ -299,6 +300,10 @@ def test_language_switch_without_punctuation_is_found():
     "text",
     [
         "I went to the Café de Paris with my friend and it was great. We had wine.",
+        "Não se pode dizer que todos os dias são iguais. Eu gosto muito de ler.",
+        "Dobbiamo parlare di quello che le persone pensano per la città. Non è facile.",
+        "La gente tiene que entender que los niños no son adultos. Es muy claro.",
+        "Er sagte, das sei typisch, was zeigt, wie müde er ist. Wir gehen jetzt.",
         "Ich bin in Berlin und das ist schön für mich. Wir gehen morgen ins Kino.",
         "One sentence only in English about the weather today.",
         "The weather is nice today. We are going to the park this afternoon. See you there!",
