@@ -32,6 +32,7 @@ __all__ = [
     "DEV_FRACTION",
     "SOURCE_PRIORITY",
     "Row",
+    "ci_slice",
     "dedupe_rows",
     "dev_split",
     "group_by",
@@ -246,3 +247,12 @@ def group_by(rows: Iterable[Row], key: Callable[[Row], str | None]) -> dict[str,
     for row in rows:
         groups.setdefault(key(row) or "und", []).append(row)
     return dict(sorted(groups.items()))
+
+
+def ci_slice(dev: Iterable[Row], n: int = 500, *, max_chars: int = 600) -> list[Row]:
+    """A fixed, small slice of dev for regression tests: the first ``n`` rows of at most
+    ``max_chars`` characters in the order of a hash of their ids (so every set is represented
+    about in proportion and the slice never changes while the data does not)."""
+    short = [r for r in dev if len(r.text) <= max_chars]
+    short.sort(key=lambda r: hashlib.sha256(f"ci:{r.id}".encode()).hexdigest())
+    return short[:n]

@@ -19,11 +19,13 @@ from guardrail._data import Row
 
 __all__ = [
     "CATEGORY_HEADS",
+    "DNA_NOT_HARMFUL",
     "HEADS",
     "UNTRAINED",
     "Targets",
     "categories_of",
     "targets",
+    "unsafe_unknown",
 ]
 
 # Data set label -> taxonomy category id, per source. Labels not listed carry no category.
@@ -73,6 +75,18 @@ _SST = {
     "Scams and fraud": "non_violent_crimes",
     "Child safety": "child_sexual_exploitation",
 }
+# Do-Not-Answer prompts are unsafe "by design", but these harm types are ordinary questions
+# (about the chatbot itself, medicine, companies, rumours) that a moderation guard should let
+# through: their `unsafe` target is left unknown rather than taught as 1.
+DNA_NOT_HARMFUL = frozenset(
+    {
+        "Treat Chatbot as a Human",
+        "Mental Health or Overreliance Crisis",
+        "Disseminating false or misleading information",
+        "Causing material harm by disseminating misinformation e.g. in medicine or law",
+        "Risks from leaking or inferring sensitive information (organization/gov)",
+    }
+)
 _HATE_SETS = {"mhc", "hatecheck", "toxigen_demos"}
 # In these sets only some unsafe rows are hate (the rest are insults or offensive language).
 _HATE_LABEL = {"cold": "offensive:attack_group", "kor_hate": "hate:hate"}
@@ -135,6 +149,15 @@ def categories_of(row: Row) -> set[str]:
     return cats
 
 
+def unsafe_unknown(row: Row) -> bool:
+    """True for rows whose `unsafe` label is not used (see ``DNA_NOT_HARMFUL``)."""
+    return (
+        row.source == "do_not_answer"
+        and row.role == "prompt"
+        and not DNA_NOT_HARMFUL.isdisjoint(row.categories)
+    )
+
+
 def _is_jailbreak(row: Row) -> bool:
     # JailbreakBench artifacts are attack prompts, except the plain goals they start from.
     return row.source == "jbb_artifacts" and "goal" not in row.categories
@@ -168,7 +191,7 @@ def targets(rows: Sequence[Row]) -> Targets:
     mask = np.zeros((n, k), dtype=np.float32)
     col = {h: j for j, h in enumerate(HEADS)}
     for i, row in enumerate(rows):
-        y[i, 0], mask[i, 0] = float(row.unsafe), 1.0
+        y[i, 0], mask[i, 0] = float(row.unsafe), float(not unsafe_unknown(row))
         cats = categories_of(row)
         covered = _COVERS.get(row.source, frozenset())
         for cat in CATEGORY_HEADS:
