@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -81,10 +81,33 @@ def create_app(
         import os
 
         settings = load_settings(os.environ.get("GUARDRAIL_CONFIG"))
+    service = _build_service(settings, guard=guard, guards=guards, transport=transport)
+    app = FastAPI(
+        title="guardrail proxy",
+        summary="OpenAI-compatible proxy that moderates every prompt and response.",
+        version=_version(),
+        lifespan=_lifespan(service),
+    )
+    app.state.service = service
+    _install_handlers(app)
+    _install_model_routes(app, service)
+    _install_other_routes(app, service)
+    app.add_middleware(_CountRequests, metrics=service.metrics)
+    install_openapi(app)
+    return app
+
+
+def _build_service(
+    settings: ProxySettings,
+    *,
+    guard: Guard | None,
+    guards: Mapping[str, Guard] | None,
+    transport: httpx.AsyncBaseTransport | None,
+) -> ProxyService:
     metrics = ProxyMetrics()
     built = build_guards(settings, guard=guard, guards=guards)
     mapping, mapping_error = _openai_mapping(built[settings.policy])
-    service = ProxyService(
+    return ProxyService(
         settings,
         built,
         upstream=Upstream(settings, metrics=metrics, transport=transport),
@@ -95,6 +118,8 @@ def create_app(
         mapping_error=mapping_error,
     )
 
+
+def _lifespan(service: ProxyService) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.audit.open()
@@ -106,18 +131,7 @@ def create_app(
             await service.upstream.aclose()
             service.audit.close()
 
-    app = FastAPI(
-        title="guardrail proxy",
-        summary="OpenAI-compatible proxy that moderates every prompt and response.",
-        version=_version(),
-        lifespan=lifespan,
-    )
-    app.state.service = service
-    _install_handlers(app)
-    _install_routes(app, service)
-    app.add_middleware(_CountRequests, metrics=metrics)
-    install_openapi(app)
-    return app
+    return lifespan
 
 
 def _openai_mapping(guard: Guard) -> tuple[TaxonomyMapping | None, str | None]:
@@ -161,7 +175,7 @@ def _install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, internal_error)
 
 
-def _install_routes(app: FastAPI, service: ProxyService) -> None:
+def _install_model_routes(app: FastAPI, service: ProxyService) -> None:
     def post(
         path: str,
         model: type[Any],
@@ -193,6 +207,9 @@ def _install_routes(app: FastAPI, service: ProxyService) -> None:
     )
     post("/v1/embeddings", EmbeddingRequest, handle_embeddings, "Embeddings (input moderated)")
     post("/v1/responses", ResponsesRequest, handle_responses, "Responses API (non-streaming)")
+
+
+def _install_other_routes(app: FastAPI, service: ProxyService) -> None:
 
     @app.get("/v1/models", summary="Models (from upstream)")
     async def models(request: Request) -> Response:

@@ -7,6 +7,7 @@ FastAPI and uvicorn are imported only when the command runs (``pip install
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -68,28 +69,17 @@ def serve(
     """
     try:
         import uvicorn
-
-        from guardrail.adapters.proxy import create_app, load_settings
     except ImportError as e:
         fail(f'the proxy needs its extra: pip install "guardrail-sdk[proxy]" ({e})')
         return
-    try:
-        settings = load_settings(
-            config_path,
-            upstream_url=upstream_url,
-            host=host,
-            port=port,
-            policy=policy,
-            log_level=log_level,
-        )
-        app = create_app(settings)
-        # Load the classifiers now, so a broken model fails here with a message rather than as
-        # a server startup traceback.
-        for guard in app.state.service.guards.values():
-            _ = guard.classifier
-    except GuardrailError as e:
-        fail(str(e))
-        return
+    settings, app = _build_app(
+        config_path,
+        upstream_url=upstream_url,
+        host=host,
+        port=port,
+        policy=policy,
+        log_level=log_level,
+    )
     mode = "pass-through (callers' Authorization is forwarded)"
     if not settings.pass_through:
         mode = f"{len(settings.api_keys)} proxy key(s)"
@@ -102,3 +92,23 @@ def serve(
         uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
     except (OSError, ConfigError) as e:
         fail(f"cannot serve on {settings.host}:{settings.port}: {e}")
+
+
+def _build_app(config_path: Path | None, **options: Any) -> tuple[Any, Any]:
+    """Settings and the app, with the classifiers loaded; exits with a message on errors."""
+    try:
+        from guardrail.adapters.proxy import create_app, load_settings
+    except ImportError as e:
+        fail(f'the proxy needs its extra: pip install "guardrail-sdk[proxy]" ({e})')
+        raise AssertionError from e  # unreachable: fail() exits
+    try:
+        settings = load_settings(config_path, **options)
+        app = create_app(settings)
+        # Load the classifiers now, so a broken model fails here with a message rather than as
+        # a server startup traceback.
+        for guard in app.state.service.guards.values():
+            _ = guard.classifier
+    except GuardrailError as e:
+        fail(str(e))
+        raise AssertionError from e  # unreachable: fail() exits
+    return settings, app
