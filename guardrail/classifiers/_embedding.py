@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,8 +26,10 @@ __all__ = ["EmbeddingCache", "Encoder", "encoder_tag", "get_text_encoder", "text
 DIM = 512
 # Texts longer than this are also scored by parts of about this size (max taken): the encoder
 # averages over tokens, so one harmful sentence in a long benign text would otherwise be lost.
-PART_CHARS = 400
-MAX_PARTS = 32
+PART_CHARS = 200
+MIN_PART_CHARS = 40
+MAX_PARTS = 128
+_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])|\n+")
 
 
 class Encoder(Protocol):
@@ -81,14 +84,26 @@ def get_text_encoder() -> Encoder:
 
 
 def text_parts(text: str) -> list[str]:
-    """Parts of a long text to score separately (empty for a short text)."""
+    """Parts of a long text to score separately (empty for a short text).
+
+    Each sentence is a part (fragments shorter than ``MIN_PART_CHARS`` join the next one, and
+    sentences over ``PART_CHARS`` are cut): the encoder averages over tokens, so one harmful
+    sentence next to a benign one already scores low. A text with more than ``MAX_PARTS``
+    sentences gets larger windows instead of losing any.
+    """
     if len(text) <= PART_CHARS * 3 // 2:
         return []
-    parts = split_parts(text, PART_CHARS)
+    parts: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        sentence = sentence.strip()
+        if not sentence:
+            continue
+        if parts and len(parts[-1]) < MIN_PART_CHARS:
+            parts[-1] = f"{parts[-1]} {sentence}"
+        else:
+            parts.extend(split_parts(sentence, PART_CHARS))
     if len(parts) > MAX_PARTS:
-        # Keep the scored parts bounded: evenly spaced parts cover the whole text.
-        step = len(parts) / MAX_PARTS
-        parts = [parts[int(i * step)] for i in range(MAX_PARTS)]
+        parts = split_parts(text, -(-len(text) // MAX_PARTS) + PART_CHARS)
     return parts
 
 
