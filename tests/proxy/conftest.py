@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -52,7 +52,7 @@ def make_proxy(fake_upstream: FakeUpstream, fake_guard: Guard) -> Iterator[Proxy
     ``make_proxy(guard=..., guards=..., **settings)``; by default the guard is ``fake_guard``
     (the `basic` fixture policy with the fake classifier).
     """
-    with contextlib_exit_stack() as stack:
+    with ExitStack() as stack:
 
         def factory(
             *, guard: Guard | None = None, guards: dict[str, Guard] | None = None, **options: Any
@@ -63,14 +63,6 @@ def make_proxy(fake_upstream: FakeUpstream, fake_guard: Guard) -> Iterator[Proxy
             return stack.enter_context(serve(app)) + "/v1"
 
         yield factory
-
-
-@contextmanager
-def contextlib_exit_stack() -> Iterator[Any]:
-    from contextlib import ExitStack
-
-    with ExitStack() as stack:
-        yield stack
 
 
 def closed_port() -> int:
