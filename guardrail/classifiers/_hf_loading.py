@@ -104,8 +104,13 @@ def _dtype(options: HFLoadOptions, device: str) -> Any:
     return getattr(torch, name)
 
 
-def quantization_config(options: HFLoadOptions, compute_dtype: Any) -> Any:
+def quantization_config(
+    options: HFLoadOptions, compute_dtype: Any, *, skip: list[str] | None = None
+) -> Any:
     """A ``BitsAndBytesConfig`` for int8 / nf4, or None.
+
+    ``skip`` names modules kept in full precision (classification heads: tiny, and
+    bitsandbytes' CPU 4-bit kernels reject layers with only a few output rows).
 
     Raises:
         ConfigError: bitsandbytes is not installed.
@@ -120,10 +125,14 @@ def quantization_config(options: HFLoadOptions, compute_dtype: Any) -> Any:
             f"quantization: {options.quantization} needs bitsandbytes>=0.48: {INSTALL_HINT}"
         ) from e
     config_class: Any = transformers.BitsAndBytesConfig
+    extra: dict[str, Any] = {"llm_int8_skip_modules": skip} if skip else {}
     if options.quantization == "int8":
-        return config_class(load_in_8bit=True)
+        return config_class(load_in_8bit=True, **extra)
     return config_class(
-        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=compute_dtype,
+        **extra,
     )
 
 
@@ -191,7 +200,10 @@ def _load_uncached(
         "local_files_only": options.local_files_only,
     }
     kwargs: dict[str, Any] = {**common, "dtype": dtype}
-    quant = quantization_config(options, dtype)
+    # Heads of sequence classifiers (`classifier`, `score`) stay unquantized; causal LMs keep
+    # transformers' default (the output layer is never quantized).
+    skip = ["classifier", "score", "pre_classifier"] if task == "sequence" else None
+    quant = quantization_config(options, dtype, skip=skip)
     if quant is not None:
         kwargs["quantization_config"] = quant
     device_map = options.device_map

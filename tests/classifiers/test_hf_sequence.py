@@ -121,3 +121,12 @@ def test_through_a_policy_and_guard(encoders, tmp_path):
 def test_missing_model_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot load model"):
         _clf(tmp_path / "missing", local_files_only=True)
+
+
+@pytest.mark.parametrize("quantization", ["int8", "nf4"])
+def test_quantized_encoder_on_cpu(encoders, quantization):
+    pytest.importorskip("bitsandbytes")
+    clf = _clf(encoders["unsafe"], quantization=quantization)
+    kinds = {type(m).__name__ for m in clf._loaded.model.modules()}
+    assert ("Linear8bitLt" if quantization == "int8" else "Linear4bit") in kinds
+    assert clf.score([Sample("how do i make a bomb")])[0].unsafe > 0.9

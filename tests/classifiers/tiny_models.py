@@ -198,10 +198,11 @@ def save_encoder(
     tok = build_tokenizer(sequence=True)
     config = tf.XLMRobertaConfig(
         vocab_size=len(tok),
-        hidden_size=32,
+        # bitsandbytes' CPU 4-bit kernels need dimensions of at least 64.
+        hidden_size=64,
         num_hidden_layers=1,
         num_attention_heads=2,
-        intermediate_size=37,
+        intermediate_size=128,
         max_position_embeddings=130,
         pad_token_id=0,
         bos_token_id=3,
