@@ -175,7 +175,9 @@ class Guard:
     async def acheck(self, samples: Sequence[Sample]) -> list[Verdict]:
         """Async ``check``: the whole pipeline runs off the event loop."""
         samples = list(samples)
-        task = asyncio.to_thread(self.check, samples)
+        # One thread hop: the timeout is enforced here by wait_for, so the worker thread calls
+        # the classifier directly instead of going through the sync path's executor as well.
+        task = asyncio.to_thread(self._run, samples, self._score_direct)
         timeout = self.policy.timeout_s
         if timeout is None:
             return await task
@@ -186,6 +188,9 @@ class Guard:
             return [self._error(s, message) for s in samples]
 
     # -- pipeline --------------------------------------------------------------------------
+
+    def _score_direct(self, samples: list[Sample]) -> list[ScoreSet]:
+        return self.classifier.score(samples)
 
     def _score_sync(self, samples: list[Sample]) -> list[ScoreSet]:
         timeout = self.policy.timeout_s
