@@ -190,3 +190,26 @@ def test_ci_slice_matches_the_benchmark(guard):
     f1, fpr = 2 * tp / (2 * tp + fp + fn), fp / (fp + tn)
     assert f1 == pytest.approx(expected["f1"], abs=0.02)
     assert fpr == pytest.approx(expected["fpr"], abs=0.02)
+
+
+def test_train_command_reports_a_missing_data_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from guardrail.cli import cli
+
+    result = CliRunner().invoke(
+        cli, ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_train_command_reports_an_empty_data_folder(tmp_path):
+    from click.testing import CliRunner
+
+    from guardrail.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "--data", str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no *.jsonl data files" in result.output
