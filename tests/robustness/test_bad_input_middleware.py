@@ -113,10 +113,8 @@ def test_protect_blocks_obfuscated_prompts(guard):
         answer("B\u200bLOCKME")
 
 
-# Found while writing these tests and reported to the middleware's owner: malformed message
-# shapes that the OpenAI API would reject are not checked and go upstream as they are. A
-# lenient upstream could act on the text in them. Not strict, so a fix shows as XPASS.
-@pytest.mark.xfail(reason="middleware forwards malformed message shapes unchecked", strict=False)
+# Malformed message shapes that the OpenAI API itself would reject must not reach an upstream
+# unchecked (a lenient one could act on the text in them).
 @pytest.mark.parametrize(
     "messages",
     [
