@@ -146,6 +146,26 @@ class LanguageOverride(BaseModel):
     reason: str = Field("", description="Why the override exists (documentation only).")
 
 
+def check_patterns(value: list[str]) -> list[str]:
+    """Validator: every pattern must be a valid regular expression."""
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
+    return value
+
+
+def compile_patterns(
+    patterns: list[str], terms: list[str], *, case_sensitive: bool
+) -> re.Pattern[str] | None:
+    """One alternation of regular expressions and whole-word terms; None when both are empty."""
+    parts = [f"(?:{p})" for p in patterns] + [term_regex(t) for t in terms]
+    if not parts:
+        return None
+    return re.compile("|".join(parts), 0 if case_sensitive else re.IGNORECASE)
+
+
 class PatternList(BaseModel):
     """Regular expressions and literal terms matched against the text."""
 
@@ -161,24 +181,12 @@ class PatternList(BaseModel):
         description="Directions it applies to.",
     )
 
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
-        return value
+    _compiles = field_validator("patterns")(check_patterns)
 
     @cached_property
     def compiled(self) -> re.Pattern[str] | None:
         """One compiled alternation of every pattern and term, or None when empty."""
-        parts = [f"(?:{p})" for p in self.patterns] + [term_regex(t) for t in self.terms]
-        if not parts:
-            return None
-        flags = 0 if self.case_sensitive else re.IGNORECASE
-        return re.compile("|".join(parts), flags)
+        return compile_patterns(self.patterns, self.terms, case_sensitive=self.case_sensitive)
 
     def search(self, text: str, role: Role) -> str | None:
         """The first matching substring, or None."""

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guardrail._resources import format_validation_error, read_yaml
 from guardrail.errors import ConfigError
 from guardrail.language import normalize_language
-from guardrail.policy import term_regex
+from guardrail.policy import check_patterns, compile_patterns
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Role, Sample, ScoreSet
@@ -40,15 +40,7 @@ class Rule(BaseModel):
     score: float = Field(1.0, ge=0, le=1, description="Score given to the category on a match.")
     case_sensitive: bool = Field(False, description="Match case exactly.")
 
-    @field_validator("patterns")
-    @classmethod
-    def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise ValueError(f"invalid regular expression {pattern!r}: {e}") from e
-        return value
+    _compiles = field_validator("patterns")(check_patterns)
 
     @field_validator("languages")
     @classmethod
@@ -115,10 +107,9 @@ class RulesClassifier:
 
 
 def _compile(rule: Rule) -> re.Pattern[str]:
-    parts = [f"(?:{p})" for p in rule.patterns] + [term_regex(t) for t in rule.terms]
-    flags = 0 if rule.case_sensitive else re.IGNORECASE
+    compiled = compile_patterns(rule.patterns, rule.terms, case_sensitive=rule.case_sensitive)
     # An empty rule matches nothing rather than everything.
-    return re.compile("|".join(parts) if parts else r"(?!)", flags)
+    return compiled or re.compile(r"(?!)")
 
 
 def _read_rules(path: Path) -> list[Rule]:
