@@ -16,6 +16,7 @@ from guardrail.errors import (
     ConfigError,
     ContentBlocked,
     GuardrailError,
+    UnguardedCallError,
     UnknownClassifierError,
 )
 from guardrail.guard import Guard
@@ -44,6 +45,7 @@ __all__ = [
     "ScoreSet",
     "Taxonomy",
     "TaxonomyMapping",
+    "UnguardedCallError",
     "UnknownClassifierError",
     "Verdict",
     "__version__",

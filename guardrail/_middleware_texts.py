@@ -11,16 +11,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardrail.errors import GuardrailError
+from guardrail.errors import UnguardedCallError
 
 __all__ = ["Extracted", "Piece", "UnguardedCallError", "get"]
 
 _TEXT_PARTS = {"text", "input_text", "output_text"}
 _CONTEXT_CHARS = 2000
-
-
-class UnguardedCallError(GuardrailError):
-    """A method or request that would reach the model unchecked; the wrapper refuses it."""
 
 
 @dataclass(frozen=True)

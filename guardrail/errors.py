@@ -6,7 +6,8 @@ GuardrailError
  │  └ UnknownClassifierError  a classifier name that no built-in or plugin provides
  ├ ClassifierError           a backend failed at run time
  │  └ ClassifierTimeout      a backend took longer than allowed
- └ ContentBlocked            raised only by adapters and middleware that opt in
+ ├ ContentBlocked            raised only by adapters and middleware that opt in
+ └ UnguardedCallError        the middleware refuses a call that would reach the model unchecked
 ```
 
 A blocked text is *data* (a `Verdict` with `action=BLOCK`) in the core; only adapters turn it
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "ContentBlocked",
     "GuardrailError",
+    "UnguardedCallError",
     "UnknownClassifierError",
 ]
 
@@ -80,3 +82,7 @@ class ContentBlocked(GuardrailError):
         self.stage = stage
         fired = ", ".join(c.category for c in verdict.categories) or "unsafe"
         super().__init__(f"content blocked at {stage} ({fired}; decided by {verdict.decided_by})")
+
+
+class UnguardedCallError(GuardrailError):
+    """A method or request that would reach the model unchecked; the wrapper refuses it."""
