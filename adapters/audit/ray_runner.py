@@ -106,17 +106,7 @@ def run_ray(config: AuditConfig, policy: Policy, writer: ResultWriter, fmt: Form
         )
         errors = _drain(scored, config, writer)
     writer.finish()
-    return AuditSummary(
-        out=config.out,
-        rows=writer.rows_done,
-        rows_this_run=writer.rows_done - resumed_from,
-        errors=errors,
-        resumed_from=resumed_from,
-        elapsed_s=time.perf_counter() - started,
-        policy=policy.name,
-        classifier=policy.classifier.name,
-        engine="ray",
-    )
+    return AuditSummary.of(writer, config, policy, resumed_from, errors, started, "ray")
 
 
 def _check_cpus(workers: int, cpus: float, gpus: bool) -> None:

@@ -67,6 +67,30 @@ class AuditSummary:
     classifier: str
     engine: str
 
+    @classmethod
+    def of(
+        cls,
+        writer: ResultWriter,
+        config: AuditConfig,
+        policy: Policy,
+        resumed_from: int,
+        errors: int,
+        started: float,
+        engine: str,
+    ) -> AuditSummary:
+        """The summary of a finished run (``started`` is a ``perf_counter`` reading)."""
+        return cls(
+            out=config.out,
+            rows=writer.rows_done,
+            rows_this_run=writer.rows_done - resumed_from,
+            errors=errors,
+            resumed_from=resumed_from,
+            elapsed_s=time.perf_counter() - started,
+            policy=policy.name,
+            classifier=policy.classifier.name,
+            engine=engine,
+        )
+
     @property
     def rows_per_s(self) -> float:
         """Rows scored per second by this process."""
@@ -156,17 +180,7 @@ def run_audit(config: AuditConfig, *, guard: Guard | None = None) -> AuditSummar
             writer.discard_if_empty()
             raise
     writer.finish()
-    return AuditSummary(
-        out=config.out,
-        rows=writer.rows_done,
-        rows_this_run=writer.rows_done - resumed_from,
-        errors=errors,
-        resumed_from=resumed_from,
-        elapsed_s=time.perf_counter() - started,
-        policy=policy.name,
-        classifier=policy.classifier.name,
-        engine="local",
-    )
+    return AuditSummary.of(writer, config, policy, resumed_from, errors, started, "local")
 
 
 def _score_all(config: AuditConfig, guard: Guard, writer: ResultWriter, fmt: Format) -> int:
