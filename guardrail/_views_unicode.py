@@ -71,6 +71,15 @@ def strip_invisible(text: str) -> str:
     """Remove invisible characters; decode Unicode tag characters to the ASCII they mirror."""
     if text.isascii() or not _MAYBE_INVISIBLE.search(text):
         return text
+    # Whether a joiner stays depends on its neighbours, and a neighbour may itself be removed;
+    # repeating until nothing changes makes the step idempotent (each pass only shortens or
+    # decodes, so this ends quickly).
+    while (stripped := _strip_once(text)) != text:
+        text = stripped
+    return text
+
+
+def _strip_once(text: str) -> str:
     out: list[str] = []
     for i, ch in enumerate(text):
         if not _invisible_char(ch):
