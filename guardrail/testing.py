@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,7 +36,8 @@ class FakeClassifier:
 
     Scores come from, in order: ``fn(sample)`` if given; the first ``by_substring`` key found in
     the text; else the default ``unsafe`` / ``categories``. ``error`` makes every call raise
-    ``ClassifierError``; ``delay_s`` sleeps per call. Every call is recorded in ``calls``.
+    ``ClassifierError``; ``delay_s`` sleeps per call. The last ``max_recorded_calls`` calls are
+    recorded in ``calls`` (bounded, so long runs don't grow memory).
     """
 
     name = "fake"
@@ -53,6 +55,9 @@ class FakeClassifier:
         )
         error: str | None = Field(None, description="Raise ClassifierError with this message.")
         delay_s: float = Field(0.0, ge=0, description="Seconds to sleep per call.")
+        max_recorded_calls: int = Field(
+            1000, ge=0, description="How many recent calls `calls` keeps."
+        )
 
     def __init__(
         self,
@@ -69,7 +74,7 @@ class FakeClassifier:
             categories=self.options.categories,
             refusal=self.options.refusal,
         )
-        self.calls: list[list[Sample]] = []
+        self.calls: deque[list[Sample]] = deque(maxlen=self.options.max_recorded_calls)
         self._lock = threading.Lock()
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:

@@ -41,7 +41,7 @@ def test_nothing_is_released_before_a_passing_check() -> None:
     moderator = StreamModerator(guard, check_every=50)
     step = moderator.feed("Hello there, this is a short start")
     assert step == type(step)("", None, False)
-    assert fake.calls == []
+    assert len(fake.calls) == 0
     assert moderator.held == len("Hello there, this is a short start")
 
 

@@ -132,7 +132,7 @@ def test_too_many_parts_blocks_in_bounded_time():
     guard = Guard(_long_policy("parts", max_parts=10), classifier=fake)
     verdict = guard.check_prompt("word " * 2_000_000)  # 10 MB
     assert verdict.action is Action.BLOCK and "max_parts" in verdict.notes[0]
-    assert fake.calls == []
+    assert len(fake.calls) == 0
 
 
 def test_sync_timeout_follows_on_error():
