@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from guardrail import Guard, load_policy, registry
 from guardrail.testing import FakeClassifier
@@ -14,6 +16,12 @@ from tests.fake_upstream import FakeUpstream
 FIXTURES = Path(__file__).parent / "fixtures"
 POLICIES = FIXTURES / "policies"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# CI (CI=true) runs the property tests derandomised, so a run is repeatable; local runs explore
+# new examples each time and are where new counterexamples turn up.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture
