@@ -155,3 +155,43 @@ def score_sample(
         version=version,
         notes=notes,
     )
+
+
+def score_jobs(
+    family: Family,
+    samples: Sequence[Sample],
+    jobs: Sequence[tuple[int, Call]],
+    gens: Sequence[Generation],
+    translate: Translate,
+    *,
+    classifier: str,
+    version: str | None,
+    notes: Sequence[tuple[str, ...]] | None = None,
+    fallback_note: str,
+) -> list[ScoreSet]:
+    """Read every call's answer and combine them into one ``ScoreSet`` per sample.
+
+    Args:
+        jobs: ``(sample index, call)`` pairs, in the order of ``gens``.
+        gens: the generation answering each job.
+        notes: per-sample notes to carry (e.g. truncation).
+        fallback_note: added to a sample whose score fell back to the parsed answer.
+    """
+    results: list[list[CallResult]] = [[] for _ in samples]
+    fallbacks = [False] * len(samples)
+    for (i, call), gen in zip(jobs, gens, strict=True):
+        result, fell_back = read_call(family, call, gen, samples[i].role)
+        results[i].append(result)
+        fallbacks[i] = fallbacks[i] or fell_back
+    return [
+        score_sample(
+            family,
+            sample,
+            results[i],
+            translate,
+            classifier=classifier,
+            version=version,
+            notes=(notes[i] if notes else ()) + ((fallback_note,) if fallbacks[i] else ()),
+        )
+        for i, sample in enumerate(samples)
+    ]

@@ -14,13 +14,12 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from guardrail.classifiers._families import CallResult
 from guardrail.classifiers._families_select import (
     FamilyOptions,
+    Generation,
     build_family,
     category_translator,
-    read_call,
-    score_sample,
+    score_jobs,
 )
 from guardrail.classifiers._hf_generate import candidate_tokens, generate, render
 from guardrail.classifiers._hf_loading import HFLoadOptions, load
@@ -75,32 +74,26 @@ class HFGenerativeClassifier:
             for call in self.family.calls(sample)
         ]
         tok = self._loaded.tokenizer
-        results: list[list[CallResult]] = [[] for _ in samples]
-        fallbacks = [False] * len(samples)
+        gens: list[Generation] = []
         size = self.options.batch_size
         for start in range(0, len(jobs), size):
             chunk = jobs[start : start + size]
             prompts = [(render(tok, call), call.add_special_tokens) for _, call in chunk]
             longest = max(call.max_new_tokens for _, call in chunk)
-            gens = generate(
+            gens += generate(
                 self._loaded, prompts, max_new_tokens=longest, candidates=self._candidates
             )
-            for (i, call), gen in zip(chunk, gens, strict=True):
-                result, fell_back = read_call(self.family, call, gen, prepared[i][0].role)
-                results[i].append(result)
-                fallbacks[i] = fallbacks[i] or fell_back
-        return [
-            score_sample(
-                self.family,
-                sample,
-                results[i],
-                self._translate,
-                classifier=self.name,
-                version=self.version,
-                notes=note + (("score from the parsed answer",) if fallbacks[i] else ()),
-            )
-            for i, (sample, note) in enumerate(prepared)
-        ]
+        return score_jobs(
+            self.family,
+            samples,
+            jobs,
+            gens,
+            self._translate,
+            classifier=self.name,
+            version=self.version,
+            notes=[note for _, note in prepared],
+            fallback_note="score from the parsed answer",
+        )
 
     def _fit(self, sample: Sample) -> tuple[Sample, tuple[str, ...]]:
         """Shorten a text whose prompt would not fit ``max_length`` (the head is kept)."""

@@ -26,8 +26,7 @@ from guardrail.classifiers._families_select import (
     Generation,
     build_family,
     category_translator,
-    read_call,
-    score_sample,
+    score_jobs,
 )
 from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError
 from guardrail.registry import register_classifier
@@ -116,26 +115,16 @@ class OpenAIGuardClassifier:
         jobs = [(i, call) for i, s in enumerate(samples) for call in self.family.calls(s)]
         with ThreadPoolExecutor(max_workers=self.options.concurrency) as pool:
             gens = list(pool.map(lambda job: self._request(job[1]), jobs))
-        results: list[list[Any]] = [[] for _ in samples]
-        fallbacks = [False] * len(samples)
-        for (i, call), gen in zip(jobs, gens, strict=True):
-            result, fell_back = read_call(self.family, call, gen, samples[i].role)
-            results[i].append(result)
-            fallbacks[i] = fallbacks[i] or fell_back
-        return [
-            score_sample(
-                self.family,
-                sample,
-                results[i],
-                self._translate,
-                classifier=self.name,
-                version=self.version,
-                notes=("server returned no logprobs; score from the parsed answer",)
-                if fallbacks[i]
-                else (),
-            )
-            for i, sample in enumerate(samples)
-        ]
+        return score_jobs(
+            self.family,
+            samples,
+            jobs,
+            gens,
+            self._translate,
+            classifier=self.name,
+            version=self.version,
+            fallback_note="server returned no logprobs; score from the parsed answer",
+        )
 
     def _payload(self, call: Call) -> tuple[str, dict[str, Any]]:
         opts = self.options
