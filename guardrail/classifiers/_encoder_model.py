@@ -10,12 +10,18 @@ sum pooling, a feed-forward head), laid out for speed:
   are read once a call instead of once a micro-batch.
 * The projected, layer-normed input rows of the 16,384 commonest piece ids are precomputed.
 * The final layer norm's gain and bias are folded into the output projection.
+
+The matrix products of the token path (the rare ids' projection and the six n-gram
+convolutions, ~95% of the arithmetic) go through a ``Kernels`` object: ``NumpyKernels`` here
+(float32, exact), or ``guardrail.classifiers._encoder_torch.TorchKernels`` (bfloat16 inputs,
+float32 accumulation) where torch is installed and the CPU has native bfloat16.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
@@ -105,9 +111,9 @@ def _embed(w: Weights, ids: np.ndarray, out: np.ndarray | None = None) -> np.nda
     return emb
 
 
-def _project(w: Weights, emb: np.ndarray) -> np.ndarray:
+def _project(w: Weights, emb: np.ndarray, kernels: Kernels | None = None) -> np.ndarray:
     """The three branches' projected and layer-normed inputs (n, 768)."""
-    x: np.ndarray = emb @ w.proj_w
+    x: np.ndarray = kernels.project(emb) if kernels is not None else emb @ w.proj_w
     x += w.proj_b
     _standardize(x, w.eps)
     x *= w.ln_g3
@@ -126,8 +132,73 @@ def _standardize(x: np.ndarray, eps: float) -> None:
     x *= var[:, None]
 
 
-def pool(w: Weights, seqs: Sequence[Sequence[int]]) -> np.ndarray:
+class Kernels(Protocol):
+    """The token path's matrix products (what an encoder backend replaces)."""
+
+    name: str
+    # True: run every micro-batch in the encoder's workers, never in the calling thread.
+    in_workers_only: bool
+
+    def project(self, emb: np.ndarray) -> np.ndarray:
+        """``emb @ proj_w`` for the rare ids' embeddings: (n, 512) to (n, 768) float32."""
+        ...
+
+    def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
+        """One convolution's pre-activation: its windows over ``src`` times its weight.
+
+        ``src`` is (rows, 256) with ``_PAD`` zero-padded rows at each end; the result is
+        (rows - 2 * _PAD, 256) float32, row t for ``src[_PAD + t]``.
+        """
+        ...
+
+    def workers(self, threads: int) -> int:
+        """Worker threads to start for an encoder asked to use ``threads``."""
+        ...
+
+    def thread_setup(self) -> None:
+        """Called once in each worker thread of the encoder's pool."""
+        ...
+
+
+def windows(src: np.ndarray, order: int, left: int, out: np.ndarray) -> np.ndarray:
+    """Fill ``out`` (rows - 2 * _PAD, order * 256) with the n-gram windows over ``src``."""
+    rows = src.shape[0] - 2 * _PAD
+    for k in range(order):
+        start = _PAD - left + k
+        out[:, k * _CNN_DIM : (k + 1) * _CNN_DIM] = src[start : start + rows]
+    return out
+
+
+class NumpyKernels:
+    """float32 products through numpy's BLAS (the reference arithmetic)."""
+
+    name = "numpy"
+    in_workers_only = False
+
+    def __init__(self, w: Weights) -> None:
+        self._w = w
+
+    def project(self, emb: np.ndarray) -> np.ndarray:
+        x: np.ndarray = emb @ self._w.proj_w
+        return x
+
+    def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
+        order, left = _ORDERS[branch]
+        buf = np.empty((src.shape[0] - 2 * _PAD, order * _CNN_DIM), dtype=F32)
+        y: np.ndarray = windows(src, order, left, buf) @ self._w.conv[branch][2 * layer]
+        return y
+
+    def workers(self, threads: int) -> int:
+        """One worker per thread."""
+        return threads
+
+    def thread_setup(self) -> None:
+        """Nothing: numpy's BLAS is held to one thread by the encoder (``_encoder_blas``)."""
+
+
+def pool(w: Weights, seqs: Sequence[Sequence[int]], kernels: Kernels | None = None) -> np.ndarray:
     """Per-sentence sums of the standardised token features, (len(seqs), 1280) float32."""
+    k = kernels or NumpyKernels(w)
     lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
     n = len(seqs)
     first = np.empty(n, dtype=np.int64)  # row of each sentence's first token
@@ -145,16 +216,15 @@ def pool(w: Weights, seqs: Sequence[Sequence[int]]) -> np.ndarray:
     x = w.frequent[np.minimum(ids, len(w.frequent) - 1)]
     rare = ids >= len(w.frequent)
     if rare.any():
-        x[rare] = _project(w, emb[rare])
+        x[rare] = _project(w, emb[rare], k)
     x[pad_rows] = 0.0
     hidden = np.zeros((rows, _CNN_DIM), dtype=F32)
-    for branch, ((order, left), (w1, b1, w2, b2)) in enumerate(zip(_ORDERS, w.conv, strict=True)):
+    for branch, (_, b1, _, b2) in enumerate(w.conv):
         src = x[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
         out = feats[_PAD:-_PAD, EMB_DIM + branch * _CNN_DIM : EMB_DIM + (branch + 1) * _CNN_DIM]
-        windows = np.empty((rows - 2 * _PAD, order * _CNN_DIM), dtype=F32)
-        _conv(src, windows, order, left, w1, b1, hidden[_PAD:-_PAD])
+        _conv(k.windowed(src, branch, 0), src, b1, hidden[_PAD:-_PAD])
         hidden[pad_rows] = 0.0
-        _conv(hidden, windows, order, left, w2, b2, out)
+        _conv(k.windowed(hidden, branch, 1), hidden, b2, out)
     feats[pad_rows] = 0.0  # and they stay 0 through the standardisation
     _standardize(feats, w.eps)
     # Each sentence's sum runs up to the next sentence's first row; the rows between are zero.
@@ -162,21 +232,8 @@ def pool(w: Weights, seqs: Sequence[Sequence[int]]) -> np.ndarray:
     return pooled
 
 
-def _conv(
-    src: np.ndarray,
-    windows: np.ndarray,
-    order: int,
-    left: int,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """out = relu(windows(src) @ weight + bias) + src, over the rows between the end pads."""
-    rows = src.shape[0] - 2 * _PAD
-    for k in range(order):
-        start = _PAD - left + k
-        windows[:, k * _CNN_DIM : (k + 1) * _CNN_DIM] = src[start : start + rows]
-    y = windows @ weight
+def _conv(y: np.ndarray, src: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:
+    """out = relu(y + bias) + src, over the rows between the end pads (y: the windowed product)."""
     y += bias
     np.maximum(y, 0.0, out=y)
     y += src[_PAD:-_PAD]

@@ -164,7 +164,8 @@ def _platt(z: np.ndarray, y: np.ndarray, mask: np.ndarray, iters: int = 200) -> 
 
 
 def _embed_rows(rows: Sequence[Row], cache_dir: Path, progress: bool) -> np.ndarray:
-    encoder = get_text_encoder()
+    # float32 numpy: training embeddings, and so the shipped head, do not depend on the CPU.
+    encoder = get_text_encoder("numpy")
     cache = EmbeddingCache(cache_dir / f"{encoder_tag(encoder)}.npz", encoder)
     emb = cache.embed([r.text for r in rows], progress=progress)
     return features(emb, np.array([r.role == "response" for r in rows]))

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +80,15 @@ class EmbeddedClassifier:
         score_parts: bool = Field(
             True, description="Also score long texts by parts and take the maximum."
         )
+        encoder_backend: Literal["auto", "numpy", "torch"] | None = Field(
+            None,
+            description=(
+                "The encoder's arithmetic: numpy (float32), torch (bfloat16 products, ~1.5x "
+                "faster where the CPU has native bfloat16, scores within ~0.001) or auto "
+                "(torch when installed and native, else numpy). None: the "
+                "GUARDRAIL_ENCODER_BACKEND environment variable, else auto."
+            ),
+        )
 
     def __init__(self, options: Options | None = None, *, taxonomy: Taxonomy) -> None:
         self.options = options or self.Options()
@@ -106,7 +116,7 @@ class EmbeddedClassifier:
         return [self._scoreset(s, probs[owner == i]) for i, s in enumerate(samples)]
 
     def _predict(self, texts: list[str], is_response: list[bool]) -> np.ndarray:
-        encoder = get_text_encoder()
+        encoder = get_text_encoder(self.options.encoder_backend)
         size = self.options.batch_size
         chunks = [encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)]
         return self.head.predict(features(np.vstack(chunks), np.asarray(is_response)))

@@ -42,6 +42,28 @@ def test_options_forbid_unknown_keys():
         EmbeddedClassifier.Options.model_validate({"batchsize": 3})
 
 
+def test_encoder_backend_option(monkeypatch):
+    with pytest.raises(ValueError, match="encoder_backend"):
+        EmbeddedClassifier.Options.model_validate({"encoder_backend": "gpu"})
+    from guardrail.classifiers import embedded
+    from guardrail.classifiers._embedding import encoder_tag, get_text_encoder
+
+    asked: list[str | None] = []
+
+    def recording(backend=None):
+        asked.append(backend)
+        return get_text_encoder(backend)
+
+    monkeypatch.setattr(embedded, "get_text_encoder", recording)
+    taxonomy = load_policy("default").resolved_taxonomy
+    options = EmbeddedClassifier.Options(encoder_backend="numpy")
+    classifier = EmbeddedClassifier(options, taxonomy=taxonomy)
+    [score] = classifier.score([Sample(text="How do I bake bread?", role=Role.PROMPT)])
+    assert score.unsafe < 0.5
+    assert asked == ["numpy"]
+    assert encoder_tag(get_text_encoder("numpy")) == "encoder"
+
+
 def test_missing_head_dir_is_a_config_error(tmp_path):
     taxonomy = load_policy("default").resolved_taxonomy
     options = EmbeddedClassifier.Options(head_dir=str(tmp_path))

