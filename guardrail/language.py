@@ -1,4 +1,9 @@
-"""Language detection (langdetect, seeded so results are reproducible) and code normalisation."""
+"""Language detection (langdetect, seeded so results are reproducible) and code normalisation.
+
+Detection runs langdetect's own text cleaning and n-gram extraction, then its trials through
+``guardrail._langdetect`` (numpy, the same random draws and roundings: bit-identical
+probabilities, ~2x faster end to end).
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ _MAX_DETECT_CHARS = 2_000
 
 _lock = threading.Lock()
 _factory: Any = None
+_profiles: Any = None
 
 
 def normalize_language(code: str) -> str:
@@ -63,6 +69,19 @@ def _get_factory() -> Any:
     return _factory
 
 
+def _get_profiles() -> Any:
+    """langdetect's profiles for the fast, bit-identical detection loop (``_langdetect``)."""
+    global _profiles
+    factory = _get_factory()
+    if _profiles is None:
+        with _lock:
+            if _profiles is None:
+                from guardrail._langdetect import FastProfiles
+
+                _profiles = FastProfiles(factory)
+    return _profiles
+
+
 def detect_language(text: str) -> tuple[str, float]:
     """Detect the language of a text.
 
@@ -87,18 +106,15 @@ def _detect(sample: str) -> tuple[str, float]:
         return script, 1.0
     from langdetect.lang_detect_exception import LangDetectException
 
-    factory = _get_factory()
     try:
-        detector = factory.create()
-        detector.append(sample)
-        probs = detector.get_probabilities()
+        probs = _get_profiles().probabilities(sample)
     except LangDetectException:
         return UNDETERMINED, 0.0
     # zh-cn and zh-tw split their mass; sum by normalised code before choosing.
     totals: dict[str, float] = {}
-    for p in probs:
-        code = normalize_language(p.lang)
-        totals[code] = totals.get(code, 0.0) + float(p.prob)
+    for lang, prob in probs:
+        code = normalize_language(lang)
+        totals[code] = totals.get(code, 0.0) + prob
     if not totals:
         return UNDETERMINED, 0.0
     code, prob = max(totals.items(), key=lambda kv: kv[1])
