@@ -15,8 +15,10 @@ floating-point operations in the same order:
 * The normalising sum is Python's own ``sum`` over the list (numpy sums pairwise, and Python
   3.12 made ``sum`` of floats compensated: calling it keeps us equal on every version).
 
-Text cleaning and n-gram extraction are langdetect's own. ``tests/unit/test_language.py``
-checks equality with ``Detector.get_probabilities`` on a multilingual sample.
+Text cleaning is langdetect's own; n-gram extraction is its state machine inlined, with the
+per-character normalisation memoised. ``tests/unit/test_language.py`` checks equality with
+``Detector.get_probabilities`` (and the n-grams with ``_extract_ngrams``) on a multilingual
+sample and on rows of every data set.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ class _Walk:
             size *= 4
 
 
+class _Normalized(dict[int, str]):
+    """``str.translate`` table of langdetect's per-character normalisation, filled on use."""
+
+    def __missing__(self, code: int) -> str:
+        from langdetect.utils.ngram import NGram
+
+        ch = str(NGram.normalize(chr(code)))
+        self[code] = ch
+        return ch
+
+
 class FastProfiles:
     """A loaded ``DetectorFactory``'s profiles as one matrix (n-grams x languages)."""
 
@@ -106,6 +119,7 @@ class FastProfiles:
         self._threshold = Detector.PROB_THRESHOLD
         self._lock = threading.Lock()
         self._stream: dict[int, np.ndarray | None] = {}
+        self._normalized = _Normalized()
 
     def probabilities(self, text: str) -> list[tuple[str, float]]:
         """``(language, probability)`` above 0.1, highest first, as ``get_probabilities``.
@@ -118,10 +132,10 @@ class FastProfiles:
         detector = self.factory.create()
         detector.append(text)
         detector.cleaning_text()
-        ngrams = detector._extract_ngrams()
-        if not ngrams:
+        found_rows = self._extract(detector.text)
+        if not found_rows:
             raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
-        rows = np.fromiter((self.row[w] for w in ngrams), dtype=np.int64, count=len(ngrams))
+        rows = np.array(found_rows, dtype=np.int64)
         words = self._words(detector.seed) if self._limit % 5 == 0 else None
         langprob = self._detect(rows, detector.n_trial, words) if words is not None else None
         if langprob is None:  # the precomputed stream ran out (or can't be trusted here)
@@ -134,6 +148,48 @@ class FastProfiles:
         ]
         found.sort(key=lambda lp: lp[1], reverse=True)
         return found
+
+    def _extract(self, text: str) -> list[int]:
+        """Profile rows of the text's n-grams, as ``Detector._extract_ngrams`` finds them.
+
+        The same state machine as langdetect's ``NGram.add_char`` (a buffer of the last three
+        normalised characters, reset at spaces, skipped inside all-capital words), inlined,
+        with each character's normalisation memoised.
+        """
+        row = self.row
+        out: list[int] = []
+        grams = " "
+        capital = False
+        for ch in text.translate(self._normalized):
+            last = grams[-1]
+            if last == " ":
+                grams = " "
+                capital = False
+                if ch == " ":
+                    continue
+            elif len(grams) >= 3:
+                grams = grams[1:]
+            grams += ch
+            if ch.isupper():
+                if last.isupper():
+                    capital = True
+            else:
+                capital = False
+            if capital:
+                continue
+            if ch != " ":
+                r = row.get(ch)
+                if r is not None:
+                    out.append(r)
+            if len(grams) >= 2:
+                r = row.get(grams[-2:])
+                if r is not None:
+                    out.append(r)
+                if len(grams) == 3:
+                    r = row.get(grams)
+                    if r is not None:
+                        out.append(r)
+        return out
 
     def _words(self, seed: Any) -> np.ndarray | None:
         if not isinstance(seed, int):
@@ -194,9 +250,14 @@ class FastProfiles:
         return langprob
 
     def _converged(self, prob: np.ndarray, step: int) -> bool:
-        """langdetect's check after a step: normalise in place, then compare."""
-        prob /= sum(prob.tolist())
-        return bool(prob.max() > self._conv) or step >= self._limit
+        """langdetect's check after a step: normalise in place, then compare.
+
+        Rounding is monotonic, so the largest quotient is the largest value's quotient.
+        """
+        values = prob.tolist()
+        total = sum(values)
+        prob /= total
+        return bool(max(values) / total > self._conv) or step >= self._limit
 
 
 def _stream_ok(seed: int, words: np.ndarray) -> bool:

@@ -123,25 +123,39 @@ def _detect(sample: str) -> tuple[str, float]:
 
 def _script_language(text: str) -> str | None:
     """The language a script-unique writing system implies (Hangul -> ko, kana -> ja, ...)."""
-    counts: dict[str, int] = {}
-    letters = 0
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        letters += 1
-        code = ord(ch)
-        for lo, hi, lang in _SCRIPTS:
-            if lo <= code <= hi:
-                counts[lang] = counts.get(lang, 0) + 1
-                break
-    if not letters or not counts:
+    letters = sum(map(str.isalpha, text))
+    if not letters:
         return None
+    # Letters per script, keyed in order of each script's first letter in the text (so ties
+    # go to the script seen first).
+    firsts: list[tuple[int, str, int]] = []
+    for lang, pattern in _script_patterns():
+        count, first = 0, -1
+        for m in pattern.finditer(text):
+            if m.group().isalpha():
+                count += 1
+                if first < 0:
+                    first = m.start()
+        if count:
+            firsts.append((first, lang, count))
+    if not firsts:
+        return None
+    counts = {lang: n for _, lang, n in sorted(firsts)}
     if counts.get("ja"):
         return "ja"  # kana marks Japanese even among Han characters
     if counts.get("ko", 0) * 2 >= letters:
         return "ko"
     lang, n = max(counts.items(), key=lambda kv: kv[1])
     return lang if n * 2 >= letters else None
+
+
+@lru_cache(maxsize=1)
+def _script_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    """One character class per language of ``_SCRIPTS`` (its ranges joined)."""
+    ranges: dict[str, list[str]] = {}
+    for lo, hi, lang in _SCRIPTS:
+        ranges.setdefault(lang, []).append(f"\\u{lo:04x}-\\u{hi:04x}")
+    return [(lang, re.compile(f"[{''.join(r)}]")) for lang, r in ranges.items()]
 
 
 _SCRIPTS = (

@@ -145,3 +145,58 @@ def test_random_stream_walk_matches_python():
 
     assert _langdetect._stream_ok(0, _langdetect._words(0, 4096))
     assert not _langdetect._stream_ok(0, _langdetect._words(1, 4096))
+
+
+def test_fast_ngram_extraction_equals_langdetect():
+    from guardrail.language import _get_factory, _get_profiles
+
+    profiles = _get_profiles()
+    for text in [*EQUALITY_SAMPLE, "ÀB CD éf ȘȚ ạ ア あ ㄅ 가 丂 ، ی"]:
+        detector = _get_factory().create()
+        detector.append(text)
+        detector.cleaning_text()
+        expected = [profiles.row[w] for w in detector._extract_ngrams()]
+        assert profiles._extract(detector.text) == expected, text[:40]
+
+
+def _script_language_by_loop(text: str) -> str | None:
+    """The plain per-character definition ``_script_language`` must agree with."""
+    from guardrail.language import _SCRIPTS
+
+    counts: dict[str, int] = {}
+    letters = 0
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        letters += 1
+        for lo, hi, lang in _SCRIPTS:
+            if lo <= ord(ch) <= hi:
+                counts[lang] = counts.get(lang, 0) + 1
+                break
+    if not letters or not counts:
+        return None
+    if counts.get("ja"):
+        return "ja"
+    if counts.get("ko", 0) * 2 >= letters:
+        return "ko"
+    lang, n = max(counts.items(), key=lambda kv: kv[1])
+    return lang if n * 2 >= letters else None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *EQUALITY_SAMPLE,
+        "ελληνικά עברית",  # a tie: the script seen first wins
+        "עברית ελληνικά",
+        "ๅ๑๒ ไทย",  # Thai digits are not letters
+        "漢字とかな",
+        "한국어 中文 中文",
+        "",
+        "123",
+    ],
+)
+def test_script_shortcut_equals_the_per_character_definition(text):
+    from guardrail.language import _script_language
+
+    assert _script_language(text) == _script_language_by_loop(text)
