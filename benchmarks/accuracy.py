@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--policy", default="default")
     parser.add_argument("--no-lolo", action="store_true", help="skip leave-one-language-out")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file")
     args = parser.parse_args()
 
     train, dev = split_rows(load_rows(args.data))
@@ -208,9 +209,9 @@ def main() -> None:
         )
     results["summary"] = summary(results)
     print("\n## Targets\n" + json.dumps(results["summary"], indent=2))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nwrote {RESULTS}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":
