@@ -236,8 +236,7 @@ def _conv(y: np.ndarray, src: np.ndarray, bias: np.ndarray, out: np.ndarray) -> 
     """out = relu(y + bias) + src, over the rows between the end pads (y: the windowed product)."""
     y += bias
     np.maximum(y, 0.0, out=y)
-    y += src[_PAD:-_PAD]
-    out[...] = y
+    np.add(y, src[_PAD:-_PAD], out=out)
 
 
 def head(w: Weights, pooled: np.ndarray, lens: np.ndarray) -> np.ndarray:
