@@ -326,3 +326,18 @@ def test_torch_backend_without_torch_says_how_to_install() -> None:
         "    raise SystemExit('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.skipif(not _has_torch(), reason="needs torch")
+def test_torch_backend_without_a_known_openmp_uses_one_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from guardrail.classifiers import _encoder, _encoder_torch
+
+    monkeypatch.setattr(_encoder_torch, "_omp_set_num_threads", lambda torch: None)
+    monkeypatch.setattr(_encoder, "_kernels", {})  # build the kernels again, patched
+    enc = Encoder(cache_size=0, backend="torch", threads=2)
+    vectors = enc.embed(SAMPLE[:12])
+    assert enc._pool is not None and enc._pool._max_workers == 1
+    reference = Encoder(cache_size=0, backend="numpy").embed(SAMPLE[:12])
+    assert np.sum(vectors * reference, axis=1).min() >= 0.9999
