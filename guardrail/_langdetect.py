@@ -10,7 +10,8 @@ floating-point operations in the same order:
   drawn once (``getrandbits``) and each detection walks them as ``random.choice`` and
   ``random.gauss`` would (rejection sampling on the top bits; two 53-bit ``random()`` values a
   pair of normal deviates). ``_stream_ok`` checks that walk against a real ``random.Random``
-  once a process; if it ever differs (another Python), langdetect's own loop is used.
+  once a process; if it ever differs (another Python), or a detection needs more words than
+  were drawn, langdetect's plain loop runs instead (``_detect_python``, same results).
 * ``prob[i] *= weight + row[i]`` is elementwise, so numpy rounds exactly as Python does.
 * The normalising sum is Python's own ``sum`` over the list (numpy sums pairwise, and Python
   3.12 made ``sum`` of floats compensated: calling it keeps us equal on every version).
@@ -23,7 +24,9 @@ sample and on rows of every data set.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import random
 import threading
 from typing import Any
@@ -101,16 +104,23 @@ class _Normalized(dict[int, str]):
 
 
 class FastProfiles:
-    """A loaded ``DetectorFactory``'s profiles as one matrix (n-grams x languages)."""
+    """langdetect's language profiles as one matrix (n-grams x languages), and detection.
 
-    def __init__(self, factory: Any) -> None:
+    Build it with ``load`` (from langdetect's profile files, as ``DetectorFactory.load_profile``
+    reads them, without the factory's ~60 MB table of Python lists) or ``from_factory``.
+    """
+
+    def __init__(self, langlist: list[str], row: dict[str, int], matrix: np.ndarray) -> None:
         from langdetect.detector import Detector
+        from langdetect.detector_factory import DetectorFactory
 
-        self.factory = factory
-        self.langlist: list[str] = list(factory.langlist)
-        words = list(factory.word_lang_prob_map)
-        self.row = {w: i for i, w in enumerate(words)}
-        self.matrix = np.array([factory.word_lang_prob_map[w] for w in words], dtype=np.float64)
+        self.langlist = langlist
+        self.row = row
+        self.matrix = matrix[:, : len(langlist)]
+        # Detectors are made only for langdetect's text cleaning: no table needed.
+        self.factory = DetectorFactory()
+        self.factory.langlist = list(langlist)
+        self.factory.seed = 0
         self._alpha = Detector.ALPHA_DEFAULT
         self._alpha_width = Detector.ALPHA_WIDTH
         self._base_freq = Detector.BASE_FREQ
@@ -120,6 +130,47 @@ class FastProfiles:
         self._lock = threading.Lock()
         self._stream: dict[int, np.ndarray | None] = {}
         self._normalized = _Normalized()
+
+    @classmethod
+    def load(cls, directory: str | None = None) -> FastProfiles:
+        """The profiles in ``directory`` (default: langdetect's own), seed 0.
+
+        Same languages, order and probabilities as ``DetectorFactory.load_profile``: files in
+        ``os.listdir`` order, dot files and folders skipped, each n-gram's probability
+        ``1.0 * count / n_words[len - 1]``.
+        """
+        from langdetect.detector_factory import PROFILES_DIRECTORY
+
+        directory = directory or PROFILES_DIRECTORY
+        langlist: list[str] = []
+        row: dict[str, int] = {}
+        cells: list[tuple[int, int, float]] = []
+        for filename in os.listdir(directory):
+            path = os.path.join(directory, filename)
+            if filename.startswith(".") or not os.path.isfile(path):
+                continue
+            with open(path, encoding="utf-8") as f:
+                profile = json.load(f)
+            index = len(langlist)
+            langlist.append(str(profile["name"]))
+            n_words = profile["n_words"]
+            for word, count in profile["freq"].items():
+                r = row.setdefault(word, len(row))
+                if 1 <= len(word) <= 3:
+                    cells.append((r, index, 1.0 * count / n_words[len(word) - 1]))
+        matrix = np.zeros((len(row), len(langlist)))
+        if cells:
+            rows, cols, values = zip(*cells, strict=True)
+            matrix[list(rows), list(cols)] = values
+        return cls(langlist, row, matrix)
+
+    @classmethod
+    def from_factory(cls, factory: Any) -> FastProfiles:
+        """The profiles a loaded ``DetectorFactory`` holds (its table is left as it is)."""
+        table = factory.word_lang_prob_map
+        words = list(table)
+        matrix = np.array([table[w] for w in words], dtype=np.float64)
+        return cls(list(factory.langlist), {w: i for i, w in enumerate(words)}, matrix)
 
     def probabilities(self, text: str) -> list[tuple[str, float]]:
         """``(language, probability)`` above 0.1, highest first, as ``get_probabilities``.
@@ -139,8 +190,7 @@ class FastProfiles:
         words = self._words(detector.seed) if self._limit % 5 == 0 else None
         langprob = self._detect(rows, detector.n_trial, words) if words is not None else None
         if langprob is None:  # the precomputed stream ran out (or can't be trusted here)
-            detector.langprob = None
-            return [(lang.lang, lang.prob) for lang in detector.get_probabilities()]
+            langprob = self._detect_python(rows.tolist(), detector.n_trial, detector.seed)
         found = [
             (lang, float(p))
             for lang, p in zip(self.langlist, langprob, strict=True)
@@ -248,6 +298,35 @@ class FastProfiles:
             walk.pos += int(used[step]) + 1
             langprob += prob / n_trial
         return langprob
+
+    def _detect_python(self, rows: list[int], n_trial: int, seed: Any) -> np.ndarray:
+        """langdetect's own loop (``Detector._detect_block``), on the matrix's rows."""
+        langs = len(self.langlist)
+        rng = random.Random()
+        rng.seed(seed)
+        langprob = [0.0] * langs
+        for _ in range(n_trial):
+            prob = [1.0 / langs] * langs
+            alpha = self._alpha + rng.gauss(0.0, 1.0) * self._alpha_width
+            i = 0
+            while True:
+                row = self.matrix[rng.choice(rows)].tolist()
+                weight = alpha / self._base_freq
+                for j in range(langs):
+                    prob[j] *= weight + row[j]
+                if i % 5 == 0:
+                    maxp, sump = 0.0, sum(prob)
+                    for j in range(langs):
+                        p = prob[j] / sump
+                        if maxp < p:
+                            maxp = p
+                        prob[j] = p
+                    if maxp > self._conv or i >= self._limit:
+                        break
+                i += 1
+            for j in range(langs):
+                langprob[j] += prob[j] / n_trial
+        return np.array(langprob)
 
     def _converged(self, prob: np.ndarray, step: int) -> bool:
         """langdetect's check after a step: normalise in place, then compare.

@@ -45,7 +45,7 @@ def bf16_supported() -> bool:
     """
     try:
         torch = _torch()
-    except ImportError:
+    except (ImportError, OSError, RuntimeError):  # absent, or installed but unloadable
         return False
     try:
         return bool(torch.backends.mkldnn.is_available()) and bool(

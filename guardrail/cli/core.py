@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from guardrail.errors import GuardrailError
 from guardrail.types import Action, Verdict
+
+if TYPE_CHECKING:
+    from guardrail.policy import Policy
 
 # Exit codes of `guardrail check --exit-code`; 1 and 2 stay with errors and usage problems.
 EXIT_CODES = {Action.ALLOW: 0, Action.FLAG: 10, Action.BLOCK: 20}
@@ -96,16 +100,12 @@ def check(
     policy: str,
 ) -> None:
     """Check TEXT (or standard input with -) and print the verdict."""
-    import os
-
     from guardrail.guard import Guard
+    from guardrail.policy import load_policy
 
-    # One text can't pay back torch's ~1.4 s import: the embedded encoder's numpy backend,
-    # unless GUARDRAIL_ENCODER_BACKEND says otherwise (see guardrail.classifiers._encoder).
-    os.environ.setdefault("GUARDRAIL_ENCODER_BACKEND", "numpy")
     content = read_text_arg(text)
     try:
-        guard = Guard.from_policy(policy)
+        guard = Guard.from_policy(_one_shot(load_policy(policy)))
         if role == "prompt":
             verdict = guard.check_prompt(content, language=language)
         else:
@@ -122,6 +122,25 @@ def check(
 
 
 check.params.append(policy_option())
+
+
+def _one_shot(policy: Policy) -> Policy:
+    """The policy for checking one text: the embedded encoder on its numpy backend.
+
+    One text can't pay back torch's ~1.4 s import, so unless the policy or
+    ``GUARDRAIL_ENCODER_BACKEND`` chooses a backend, ``check`` uses numpy.
+    """
+    import os
+
+    spec = policy.classifier
+    if (
+        spec.name != "embedded"
+        or "encoder_backend" in spec.options
+        or os.environ.get("GUARDRAIL_ENCODER_BACKEND")
+    ):
+        return policy
+    options = {**spec.options, "encoder_backend": "numpy"}
+    return policy.model_copy(update={"classifier": spec.model_copy(update={"options": options})})
 
 
 @click.command()

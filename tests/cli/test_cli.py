@@ -116,3 +116,17 @@ def test_help_lists_commands():
     assert out.returncode == 0
     for cmd in ("check", "policies", "schema", "taxonomy", "validate"):
         assert cmd in out.stdout
+
+
+def test_check_uses_the_numpy_encoder_unless_told_otherwise(monkeypatch):
+    from guardrail.cli.core import _one_shot
+    from guardrail.policy import load_policy
+
+    monkeypatch.delenv("GUARDRAIL_ENCODER_BACKEND", raising=False)
+    default = load_policy("default")
+    assert _one_shot(default).classifier.options["encoder_backend"] == "numpy"
+    assert "encoder_backend" not in default.classifier.options  # the loaded policy is untouched
+    rules = load_policy("rules-example")
+    assert _one_shot(rules) is rules
+    monkeypatch.setenv("GUARDRAIL_ENCODER_BACKEND", "torch")
+    assert _one_shot(default) is default

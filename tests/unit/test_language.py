@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from guardrail import detect_language, normalize_language
@@ -82,12 +84,21 @@ EQUALITY_SAMPLE = [
 ]
 
 
+@functools.lru_cache(maxsize=1)
+def _reference_factory():
+    """langdetect as shipped (with its own table of Python lists), seeded as we seed it."""
+    from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
+
+    factory = DetectorFactory()
+    factory.load_profile(PROFILES_DIRECTORY)
+    factory.seed = 0
+    return factory
+
+
 def _langdetect_reference(text: str) -> list[tuple[str, float]] | str:
     from langdetect.lang_detect_exception import LangDetectException
 
-    from guardrail.language import _get_factory
-
-    detector = _get_factory().create()
+    detector = _reference_factory().create()
     detector.append(text)
     try:
         return [(p.lang, p.prob) for p in detector.get_probabilities()]
@@ -130,9 +141,8 @@ def test_fast_detection_is_bit_identical_on_shared_data():
 
 def test_fast_detection_falls_back_when_the_stream_runs_out(monkeypatch):
     from guardrail import _langdetect
-    from guardrail.language import _get_factory
 
-    short = _langdetect.FastProfiles(_get_factory())
+    short = _langdetect.FastProfiles.from_factory(_reference_factory())
     monkeypatch.setattr(_langdetect, "_WORDS", 64)  # far too few words for 7 trials
     monkeypatch.setattr(_langdetect, "_stream_ok", lambda seed, words: True)
     text = EQUALITY_SAMPLE[1]
@@ -148,11 +158,11 @@ def test_random_stream_walk_matches_python():
 
 
 def test_fast_ngram_extraction_equals_langdetect():
-    from guardrail.language import _get_factory, _get_profiles
+    from guardrail.language import _get_profiles
 
     profiles = _get_profiles()
     for text in [*EQUALITY_SAMPLE, "ÀB CD éf ȘȚ ạ ア あ ㄅ 가 丂 ، ی"]:
-        detector = _get_factory().create()
+        detector = _reference_factory().create()
         detector.append(text)
         detector.cleaning_text()
         expected = [profiles.row[w] for w in detector._extract_ngrams()]
@@ -200,3 +210,15 @@ def test_script_shortcut_equals_the_per_character_definition(text):
     from guardrail.language import _script_language
 
     assert _script_language(text) == _script_language_by_loop(text)
+
+
+def test_profiles_load_like_langdetect():
+    from guardrail._langdetect import FastProfiles
+
+    loaded = FastProfiles.load()
+    factory = _reference_factory()
+    assert loaded.langlist == factory.langlist
+    assert len(loaded.row) == len(factory.word_lang_prob_map)
+    for word in list(factory.word_lang_prob_map)[::997]:
+        expected = factory.word_lang_prob_map[word][: len(factory.langlist)]
+        assert loaded.matrix[loaded.row[word]].tolist() == expected
