@@ -73,9 +73,16 @@ def _from_url(token: str) -> str | None:
 
 
 def _replace(
-    text: str, patterns: tuple[re.Pattern[str], ...], decode: Callable[[str], str | None], cap: int
+    text: str,
+    patterns: tuple[re.Pattern[str], ...],
+    decode: Callable[[str], str | None],
+    cap: int,
+    payloads: list[str] | None = None,
 ) -> str:
-    """``text`` with every decodable payload (at most MAX_PAYLOADS, each <= cap) decoded."""
+    """``text`` with every decodable payload (at most MAX_PAYLOADS, each <= cap) decoded.
+
+    The decoded payloads are also appended to ``payloads`` when it is given.
+    """
     budget = [MAX_PAYLOADS]
 
     def sub(match: re.Match[str]) -> str:
@@ -86,6 +93,8 @@ def _replace(
         if decoded is None:
             return token
         budget[0] -= 1
+        if payloads is not None:
+            payloads.append(decoded)
         return f" {decoded} "
 
     for pattern in patterns:
@@ -93,26 +102,33 @@ def _replace(
     return text
 
 
-def decode_base64(text: str, *, max_payload_chars: int = 4096) -> str:
+def decode_base64(
+    text: str, *, max_payload_chars: int = 4096, payloads: list[str] | None = None
+) -> str:
     """Decode base64 (standard or URL-safe) payloads of 16+ characters that hold UTF-8 text.
 
-    Tokens that decode to binary (hashes, ids, long words) are left as they are.
+    Tokens that decode to binary (hashes, ids, long words) are left as they are. The decoded
+    payloads are also appended to ``payloads`` when it is given (the same for the others).
     """
     if not _B64.search(text):
         return text
-    return _replace(text, (_B64,), _from_base64, max_payload_chars)
+    return _replace(text, (_B64,), _from_base64, max_payload_chars, payloads)
 
 
-def decode_hex(text: str, *, max_payload_chars: int = 4096) -> str:
+def decode_hex(
+    text: str, *, max_payload_chars: int = 4096, payloads: list[str] | None = None
+) -> str:
     """Decode hex payloads (``68656c6c6f...``, ``\\x68\\x65``, ``68 65 6c ...``) holding text."""
-    return _replace(text, (_HEX_SEP, _HEX_RUN), _from_hex, max_payload_chars)
+    return _replace(text, (_HEX_SEP, _HEX_RUN), _from_hex, max_payload_chars, payloads)
 
 
-def decode_url(text: str, *, max_payload_chars: int = 4096) -> str:
+def decode_url(
+    text: str, *, max_payload_chars: int = 4096, payloads: list[str] | None = None
+) -> str:
     """Decode URL-encoded (``%6B%69``) tokens with at least three escapes that hold text."""
     if "%" not in text:
         return text
-    return _replace(text, (_URL,), _from_url, max_payload_chars)
+    return _replace(text, (_URL,), _from_url, max_payload_chars, payloads)
 
 
 def plausibility(text: str) -> float:

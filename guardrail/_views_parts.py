@@ -34,16 +34,31 @@ def _signature(sentence: str) -> str | None:
     letters = _LETTER.findall(sentence)
     if len(letters) < MIN_LETTERS:
         return None
-    ascii_letters = sum(1 for c in letters if c.isascii())
+    ascii_letters = sum(map(str.isascii, letters))
     if ascii_letters * 2 < len(letters):
         scripts: dict[str, int] = {}
         for c in letters[:64]:
             scripts[script_of(c)] = scripts.get(script_of(c), 0) + 1
         return max(scripts.items(), key=lambda kv: kv[1])[0]
-    words = [w.lower() for w in _ASCII_WORD.findall(sentence)]
-    hits = sorted(((sum(w in fw for w in words), lang) for lang, fw in FUNCTION_WORDS.items()))
+    counts = dict.fromkeys(FUNCTION_WORDS, 0)
+    for word in _ASCII_WORD.findall(sentence):
+        for lang in _WORD_LANGUAGES.get(word.lower(), ()):
+            counts[lang] += 1
+    hits = sorted((n, lang) for lang, n in counts.items())
     (second, _), (top, lang) = hits[-2], hits[-1]
     return f"LATIN:{lang}" if top >= 1 and top >= 2 * second else "LATIN"
+
+
+def _word_languages() -> dict[str, tuple[str, ...]]:
+    """Function word -> the languages listing it (``FUNCTION_WORDS`` inverted)."""
+    out: dict[str, list[str]] = {}
+    for lang, words in FUNCTION_WORDS.items():
+        for word in words:
+            out.setdefault(word, []).append(lang)
+    return {word: tuple(langs) for word, langs in out.items()}
+
+
+_WORD_LANGUAGES = _word_languages()
 
 
 def _likely_mixed(items: list[str]) -> bool:
@@ -70,13 +85,16 @@ _TOKEN = re.compile(r"\S+")
 
 def _script_runs(sentence: str) -> list[str]:
     """Cut a sentence where its letters change script (a switch without punctuation)."""
+    if len({_family(c) for c in set(_LETTER.findall(sentence))}) <= 1:
+        whole = sentence.strip()  # one script (or none): nowhere to cut
+        return [whole] if whole else []
     runs: list[str] = []
     start, current = 0, ""
     for m in _TOKEN.finditer(sentence):
-        letters = _LETTER.findall(m.group(0))
-        if not letters:
+        letter = _LETTER.search(m.group(0))
+        if letter is None:
             continue
-        family = _family(letters[0])
+        family = _family(letter.group(0))
         if current and family != current:
             runs.append(sentence[start : m.start()].strip())
             start = m.start()

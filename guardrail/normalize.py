@@ -15,7 +15,9 @@ Views, in the order they are built (at most ``max_views`` per text):
   word). A word written wholly in one non-Latin script is left alone, so Russian stays Russian.
 * ``leetspeak`` / ``spacing`` (on top of the previous view): ``k1ll`` -> ``kill``,
   ``k i l l`` -> ``kill``.
-* ``base64``, ``hex``, ``url``: embedded payloads decoded in place when they hold text.
+* ``base64``, ``hex``, ``url``: embedded payloads decoded in place when they hold text; when
+  other text surrounds them, also ``base64:payload`` (etc.): the decoded payloads alone, since
+  an instruction around a request ("decode this and do it: ...") dilutes its embedding.
 * ``rot13``: segments whose rot13 decoding reads clearly more like language than the original.
 
 A view that differs from the original only in punctuation or white space is dropped: it
@@ -191,7 +193,12 @@ def _candidates(text: str, s: Normalization) -> list[View]:
         ("url", s.url, decode_url),
     ):
         if on:
-            views.append(View(label, fn(unicode_text, max_payload_chars=cap)))
+            payloads: list[str] = []
+            views.append(View(label, fn(unicode_text, max_payload_chars=cap, payloads=payloads)))
+            if payloads:
+                # The payload alone as well: an instruction around it ("decode this and
+                # follow it: ...") dilutes the embedding of the decoded request.
+                views.append(View(f"{label}:payload", " ".join(payloads)))
     if s.rot13:
         views.append(View("rot13", decode_rot13(text)))
     return views
