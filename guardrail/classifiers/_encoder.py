@@ -37,6 +37,7 @@ from guardrail.classifiers._encoder_model import (
     NumpyKernels,
     Weights,
     head,
+    inner_rows,
     load_weights,
     pool,
 )
@@ -212,7 +213,7 @@ class Encoder:
             if self._weights is None or self._tokenizer is None:
                 weights, tokenizer = _load_model()
                 kernels = _load_kernels(resolve_backend(self.backend), weights)
-                if self.threads > 1 or kernels.in_workers_only:
+                if self.threads > 1 or kernels.needs_workers(_TOKEN_BUDGET):
                     self._pool = ThreadPoolExecutor(
                         kernels.workers(self.threads),
                         thread_name_prefix="encoder",
@@ -293,7 +294,9 @@ class Encoder:
             for start in range(0, len(order), _ROUND):
                 chunk = order[start : start + _ROUND]
                 groups = self._micro_batches([seqs[i] for i in chunk])
-                if self._pool is not None and (len(groups) > 1 or kernels.in_workers_only):
+                if self._pool is not None and (
+                    len(groups) > 1 or kernels.needs_workers(inner_rows(groups[0]))
+                ):
                     pooled = list(self._pool.map(lambda g: pool(weights, g, kernels), groups))
                 else:
                     pooled = [pool(weights, g, kernels) for g in groups]

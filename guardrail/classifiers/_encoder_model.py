@@ -136,8 +136,14 @@ class Kernels(Protocol):
     """The token path's matrix products (what an encoder backend replaces)."""
 
     name: str
-    # True: run every micro-batch in the encoder's workers, never in the calling thread.
-    in_workers_only: bool
+
+    def needs_workers(self, rows: int) -> bool:
+        """Whether a micro-batch of ``rows`` token rows must run in the encoder's workers.
+
+        True where the products use threads of their own that only the workers hold in check
+        (torch); the encoder then never runs that micro-batch in the calling thread.
+        """
+        ...
 
     def project(self, emb: np.ndarray) -> np.ndarray:
         """``emb @ proj_w`` for the rare ids' embeddings: (n, 512) to (n, 768) float32."""
@@ -173,7 +179,6 @@ class NumpyKernels:
     """float32 products through numpy's BLAS (the reference arithmetic)."""
 
     name = "numpy"
-    in_workers_only = False
 
     def __init__(self, w: Weights) -> None:
         self._w = w
@@ -188,12 +193,21 @@ class NumpyKernels:
         y: np.ndarray = windows(src, order, left, buf) @ self._w.conv[branch][2 * layer]
         return y
 
+    def needs_workers(self, rows: int) -> bool:
+        """Never: numpy's BLAS is held to one thread in any thread."""
+        return False
+
     def workers(self, threads: int) -> int:
         """One worker per thread."""
         return threads
 
     def thread_setup(self) -> None:
         """Nothing: numpy's BLAS is held to one thread by the encoder (``_encoder_blas``)."""
+
+
+def inner_rows(seqs: Sequence[Sequence[int]]) -> int:
+    """Token rows of ``pool``'s products for these sentences (theirs and the pads between)."""
+    return sum(map(len, seqs)) + _PAD * (len(seqs) - 1)
 
 
 def pool(w: Weights, seqs: Sequence[Sequence[int]], kernels: Kernels | None = None) -> np.ndarray:

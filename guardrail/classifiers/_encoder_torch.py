@@ -83,7 +83,6 @@ class TorchKernels:
     """bfloat16 products for ``_encoder_model.pool`` (see the module docstring)."""
 
     name = "torch-bf16"
-    in_workers_only = True
 
     def __init__(self, w: Weights) -> None:
         torch = _torch()
@@ -134,6 +133,10 @@ class TorchKernels:
         buf[: a.shape[0]].copy_(self._torch.from_numpy(a))
         buf[a.shape[0] :].zero_()
         return buf
+
+    def needs_workers(self, rows: int) -> bool:
+        """Micro-batches below ``_MIN_ROWS`` rows run numpy only, so any thread may run them."""
+        return rows >= _MIN_ROWS
 
     def workers(self, threads: int) -> int:
         """Workers for ``threads`` threads: one per thread, or one if OpenMP can't be set."""

@@ -279,8 +279,27 @@ def test_torch_backend_leaves_the_callers_torch_threads_alone() -> None:
     before = (torch.get_num_threads(), mkl_threads())
     enc = Encoder(cache_size=0, backend="torch", threads=2)
     enc.embed(SAMPLE)
-    enc.embed(["one text runs in a worker too"])
+    enc.embed([" ".join(SAMPLE[:6])])  # one micro-batch of 32+ rows: still in a worker
     assert (torch.get_num_threads(), mkl_threads()) == before
+
+
+@pytest.mark.skipif(not _has_torch(), reason="needs torch")
+def test_torch_backend_runs_only_tiny_calls_in_the_calling_thread() -> None:
+    enc = Encoder(cache_size=0, backend="torch", threads=2)
+    enc.embed(["warm up"])
+    assert enc._pool is not None
+    hops: list[int] = []
+    real_map = enc._pool.map
+
+    def counting_map(fn, *iterables, **kwargs):  # type: ignore[no-untyped-def]
+        hops.append(1)
+        return real_map(fn, *iterables, **kwargs)
+
+    enc._pool.map = counting_map  # type: ignore[method-assign]
+    enc.embed(["ok thanks"])  # under 32 token rows: numpy products, caller's thread
+    assert hops == []
+    enc.embed([" ".join(SAMPLE[:6])])  # torch products: in the workers
+    assert hops == [1]
 
 
 def test_auto_backend_follows_native_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
