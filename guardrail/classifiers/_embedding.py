@@ -88,7 +88,7 @@ def get_text_encoder(backend: str | None = None) -> Encoder:
         except ValueError as e:
             raise ClassifierError(str(e)) from e
         except ImportError as e:
-            if "torch" not in str(e):
+            if e.name != "torch":
                 raise
             raise ClassifierError(str(e)) from e
         return encoder

@@ -122,7 +122,8 @@ def resolve_backend(backend: str) -> Literal["numpy", "torch"]:
             import torch  # noqa: F401
         except ImportError as e:
             raise ImportError(
-                "encoder backend 'torch' needs torch: pip install 'guardrail-sdk[hf]'"
+                "encoder backend 'torch' needs torch: pip install 'guardrail-sdk[hf]'",
+                name="torch",
             ) from e
         return "torch"
     return "torch" if bf16_supported() else "numpy"

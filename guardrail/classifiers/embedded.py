@@ -17,12 +17,12 @@ import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from guardrail.classifiers._embedding import get_text_encoder, text_parts
+from guardrail.classifiers._encoder import Backend
 from guardrail.classifiers._head import Head, features, load_head
 from guardrail.language import normalize_language
 from guardrail.registry import register_classifier
@@ -84,7 +84,7 @@ class EmbeddedClassifier:
         score_parts: bool = Field(
             True, description="Also score long texts by parts and take the maximum."
         )
-        encoder_backend: Literal["auto", "numpy", "torch"] | None = Field(
+        encoder_backend: Backend | None = Field(
             None,
             description=(
                 "The encoder's arithmetic: numpy (float32), torch (bfloat16 products, ~1.5x "

@@ -132,12 +132,10 @@ def _one_shot(policy: Policy) -> Policy:
     """
     import os
 
+    from guardrail.classifiers._encoder import BACKEND_ENV
+
     spec = policy.classifier
-    if (
-        spec.name != "embedded"
-        or "encoder_backend" in spec.options
-        or os.environ.get("GUARDRAIL_ENCODER_BACKEND")
-    ):
+    if spec.name != "embedded" or "encoder_backend" in spec.options or os.environ.get(BACKEND_ENV):
         return policy
     options = {**spec.options, "encoder_backend": "numpy"}
     return policy.model_copy(update={"classifier": spec.model_copy(update={"options": options})})
