@@ -35,8 +35,9 @@ import numpy as np
 
 __all__ = ["FastProfiles"]
 
-# Generator words precomputed per seed: 7 trials of at most 1001 draws each, every draw taking
-# two words or fewer nine times in ten... a walk that runs out falls back to langdetect's loop.
+# Generator words precomputed per seed. A detection takes at most 7 trials x 1001 draws, each
+# draw one word or more (fewer than two on average), plus 4 words per pair of trials; a walk
+# that runs out falls back to langdetect's loop.
 _WORDS = 1 << 16
 _TWOPI = 2.0 * math.pi
 

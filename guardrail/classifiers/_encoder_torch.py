@@ -6,8 +6,8 @@ the convolutions are ~95% of the encoder's arithmetic. Inputs and weights are ro
 bfloat16 (8 significant bits); products accumulate in float32. Everything around the products
 (layer norms, residuals, pooling, the head) stays float32 numpy, and so do products of
 fewer than 32 rows (a short prompt on its own), where torch's per-call cost is larger than
-what bfloat16 saves. Embeddings keep a cosine
-above 0.9999 to the float32 reference (checked in the tests and ``benchmarks/encoder.py``).
+what bfloat16 saves. Embeddings keep a cosine above 0.9999 to the float32 reference (checked
+in the tests and ``benchmarks/encoder.py``).
 
 Threads: every product runs in the encoder's own worker threads, each held to one OpenMP
 thread by calling ``omp_set_num_threads(1)`` of the OpenMP runtime torch loaded, from that

