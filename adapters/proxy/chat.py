@@ -88,10 +88,7 @@ async def _forward(service: ProxyService, prepared: Prepared, path: str) -> Resp
 
         return await stream_response(service, prepared, path)
     ctx = prepared.ctx
-    reply = await service.upstream.request(
-        "POST", path, route=ctx.route, headers=prepared.headers, content=prepared.body
-    )
-    ctx.upstream_s = reply.seconds
+    reply = await service.post(ctx, path, prepared.headers, prepared.body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
     payload = _json_object(reply.content)

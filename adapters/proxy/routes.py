@@ -138,14 +138,7 @@ async def handle_embeddings(service: ProxyService, request: Request) -> Response
 async def _pass(
     service: ProxyService, request: Request, ctx: RequestContext, path: str, body: bytes
 ) -> Response:
-    reply = await service.upstream.request(
-        "POST",
-        path,
-        route=ctx.route,
-        headers=service.auth.upstream_headers(request.headers),
-        content=body,
-    )
-    ctx.upstream_s = reply.seconds
+    reply = await service.post(ctx, path, service.auth.upstream_headers(request.headers), body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
     return Response(
@@ -175,14 +168,8 @@ async def handle_responses(service: ProxyService, request: Request) -> Response:
     checked = await service.check(ctx, [prompt], Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
-    reply = await service.upstream.request(
-        "POST",
-        "/responses",
-        route=ctx.route,
-        headers=service.auth.upstream_headers(request.headers),
-        content=body,
-    )
-    ctx.upstream_s = reply.seconds
+    headers = service.auth.upstream_headers(request.headers)
+    reply = await service.post(ctx, "/responses", headers, body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
     return await _check_responses_output(service, ctx, reply.content, reply.headers, prompt)

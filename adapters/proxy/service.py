@@ -23,7 +23,7 @@ from .auth import Authenticator
 from .errors import ProxyHTTPError
 from .metrics import ProxyMetrics
 from .settings import ProxySettings
-from .upstream import Upstream
+from .upstream import Upstream, UpstreamReply
 
 __all__ = ["Checked", "ProxyService", "RequestContext", "build_guards"]
 
@@ -129,6 +129,16 @@ class ProxyService:
         ctx.classify_s += seconds
         self.record(ctx, verdicts, texts, stage=stage, seconds=seconds)
         return Checked(verdicts)
+
+    async def post(
+        self, ctx: RequestContext, path: str, headers: Mapping[str, str], body: bytes
+    ) -> UpstreamReply:
+        """POST ``body`` upstream; the time it takes is the request's upstream time."""
+        reply = await self.upstream.request(
+            "POST", path, route=ctx.route, headers=headers, content=body
+        )
+        ctx.upstream_s = reply.seconds
+        return reply
 
     def record(
         self,
