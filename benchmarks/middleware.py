@@ -37,19 +37,19 @@ from openai import OpenAI  # noqa: E402
 from guardrail import Guard, Verdict, load_policy  # noqa: E402
 from guardrail.policy import ClassifierSpec  # noqa: E402
 from guardrail.testing import FakeClassifier  # noqa: E402
-from tests.fake_upstream import FakeUpstream, chat_reply, chat_stream  # noqa: E402
+from tests.fake_upstream import (  # noqa: E402
+    BASIL_ANSWER,
+    BASIL_QUESTION,
+    FakeUpstream,
+    chat_reply,
+    chat_stream,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "middleware.json"
 CHAT = "/v1/chat/completions"
-QUESTION = "How do I keep basil fresh for longer?"
+QUESTION = BASIL_QUESTION
 ANSWER = (
-    "Treat basil like cut flowers. Trim the stems and stand them in a glass of water at room "
-    "temperature. Keep the glass out of direct sun, and change the water every day or two. "
-    "Do not put basil in the fridge, because the cold turns its leaves black within a day. "
-    "If you have more than you can use, blend the leaves with olive oil and freeze the paste "
-    "in an ice cube tray. Dried basil keeps for months, but it loses most of its aroma. "
-    "Growing a pot on a sunny windowsill is the easiest way to always have fresh leaves. "
-    "Pinch off the flower buds as they appear, so the plant keeps making leaves. "
+    BASIL_ANSWER + " "
     "Water it when the top of the soil feels dry, and give it a little liquid feed every few "
     "weeks in summer. Harvest from the top, just above a pair of leaves, and the plant will "
     "branch and grow bushier. With a little care one plant can last the whole season. "

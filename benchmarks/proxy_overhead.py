@@ -51,6 +51,7 @@ from benchmarks._proxy_load import (  # noqa: E402
     run_load,
     run_paired,
 )
+from tests.fake_upstream import BASIL_ANSWER, BASIL_QUESTION  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "proxy_overhead.json"
 LITELLM_VERSION = "1.100.5"
@@ -60,17 +61,9 @@ COUNTS = {1: 240, 16: 480, 64: 960}  # requests per (target, mode, concurrency),
 QUICK_COUNTS = {1: 60, 16: 160, 64: 320}
 TIME_CAP_S = 12.0  # per run (one round of one scenario): LiteLLM's streams are slow here
 MODEL = "fake-model"
-PROMPT = "How do I keep basil fresh for longer?"
+PROMPT = BASIL_QUESTION
 # The streamed answer: ~600 characters in ~5-character chunks (the proxy checks it 3-4 times).
-ANSWER = (
-    "Treat basil like cut flowers. Trim the stems and stand them in a glass of water at room "
-    "temperature. Keep the glass out of direct sun, and change the water every day or two. "
-    "Do not put basil in the fridge, because the cold turns its leaves black within a day. "
-    "If you have more than you can use, blend the leaves with olive oil and freeze the paste "
-    "in an ice cube tray. Dried basil keeps for months, but it loses most of its aroma. "
-    "Growing a pot on a sunny windowsill is the easiest way to always have fresh leaves. "
-    "Pinch off the flower buds as they appear, so the plant keeps making leaves."
-)
+ANSWER = BASIL_ANSWER
 FAKE_POLICY = """\
 name: bench-fake
 classifier: {name: fake}

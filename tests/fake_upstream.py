@@ -44,6 +44,17 @@ __all__ = [
 
 MODEL = "fake-model"
 CREATED = 1_700_000_000
+# A benign question and answer (~600 characters) for benchmarks that stream through a guard.
+BASIL_QUESTION = "How do I keep basil fresh for longer?"
+BASIL_ANSWER = (
+    "Treat basil like cut flowers. Trim the stems and stand them in a glass of water at room "
+    "temperature. Keep the glass out of direct sun, and change the water every day or two. "
+    "Do not put basil in the fridge, because the cold turns its leaves black within a day. "
+    "If you have more than you can use, blend the leaves with olive oil and freeze the paste "
+    "in an ice cube tray. Dried basil keeps for months, but it loses most of its aroma. "
+    "Growing a pot on a sunny windowsill is the easiest way to always have fresh leaves. "
+    "Pinch off the flower buds as they appear, so the plant keeps making leaves."
+)
 
 
 @dataclass(frozen=True)
