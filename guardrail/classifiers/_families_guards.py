@@ -95,7 +95,7 @@ class PolyGuard:
 
     def decisions(self, role: Role) -> dict[str, Decision]:
         """``unsafe`` (and ``refusal`` for responses) are yes/no answers."""
-        return {UNSAFE: YES_NO, REFUSAL: YES_NO} if role is Role.RESPONSE else {UNSAFE: YES_NO}
+        return _yes_no_fields(role)
 
     def parse(self, call: Call, text: str, role: Role) -> Parsed:
         """Read the ``Key: value`` answer lines for the sample's role."""
@@ -104,18 +104,27 @@ class PolyGuard:
             word, offset = require_word(fields, "harmful request", _YN, text)
             codes = split_codes(fields.get("request safety violations", ("", 0))[0])
             return Parsed({UNSAFE: word}, {UNSAFE: offset}, native_codes(self._codes, codes, text))
-        word, offset = require_word(fields, "harmful response", _YN, text)
-        refusal, ref_offset = require_word(fields, "response refusal", _YN, text)
+        labels, offsets = _response_fields(fields, text)
         codes = split_codes(fields.get("response safety violations", ("", 0))[0])
-        return Parsed(
-            {UNSAFE: word, REFUSAL: refusal},
-            {UNSAFE: offset, REFUSAL: ref_offset},
-            native_codes(self._codes, codes, text),
-        )
+        return Parsed(labels, offsets, native_codes(self._codes, codes, text))
 
     def combine(self, results: Sequence[CallResult]) -> Combined:
         """One call; the violated S-codes get the unsafe score."""
         return single_call_combine(results)
+
+
+def _yes_no_fields(role: Role) -> dict[str, Decision]:
+    """PolyGuard's and WildGuard's decisions: yes/no ``unsafe``, and ``refusal`` for responses."""
+    return {UNSAFE: YES_NO, REFUSAL: YES_NO} if role is Role.RESPONSE else {UNSAFE: YES_NO}
+
+
+def _response_fields(
+    fields: dict[str, tuple[str, int]], text: str
+) -> tuple[dict[str, str], dict[str, int]]:
+    """The ``Harmful response`` and ``Response refusal`` answers (labels, offsets)."""
+    word, offset = require_word(fields, "harmful response", _YN, text)
+    refusal, ref_offset = require_word(fields, "response refusal", _YN, text)
+    return {UNSAFE: word, REFUSAL: refusal}, {UNSAFE: offset, REFUSAL: ref_offset}
 
 
 class WildGuard:
@@ -135,7 +144,7 @@ class WildGuard:
 
     def decisions(self, role: Role) -> dict[str, Decision]:
         """Yes/no fields."""
-        return {UNSAFE: YES_NO, REFUSAL: YES_NO} if role is Role.RESPONSE else {UNSAFE: YES_NO}
+        return _yes_no_fields(role)
 
     def parse(self, call: Call, text: str, role: Role) -> Parsed:
         """Read the three answer lines; response fields may be N/A for prompts."""
@@ -144,9 +153,7 @@ class WildGuard:
             word, offset = require_word(fields, "harmful request", _YN, text)
             _optional_yes_no(fields, "response refusal", text)
             return Parsed({UNSAFE: word}, {UNSAFE: offset})
-        word, offset = require_word(fields, "harmful response", _YN, text)
-        refusal, ref_offset = require_word(fields, "response refusal", _YN, text)
-        return Parsed({UNSAFE: word, REFUSAL: refusal}, {UNSAFE: offset, REFUSAL: ref_offset})
+        return Parsed(*_response_fields(fields, text))
 
     def combine(self, results: Sequence[CallResult]) -> Combined:
         """One call; WildGuard names no categories."""
