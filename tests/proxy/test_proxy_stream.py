@@ -164,40 +164,17 @@ def test_each_choice_is_moderated_separately(make_proxy, fake_upstream: FakeUpst
 
 def test_logprobs_are_released_with_their_text(make_proxy, fake_upstream: FakeUpstream):
     base = make_proxy(stream_check_every=5)
+
+    def event(choice: dict) -> tuple[None, dict]:
+        chunk = {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        return None, {**chunk, "choices": [choice]}
+
     events = []
     for i, piece in enumerate(["One. ", "Two. ", "Three."]):
         lp = {"content": [{"token": piece, "logprob": -0.1 * i, "bytes": None, "top_logprobs": []}]}
-        events.append(
-            (
-                None,
-                {
-                    "id": "x",
-                    "object": "chat.completion.chunk",
-                    "created": 1,
-                    "model": "m",
-                    "choices": [
-                        {
-                            "index": 0,
-                            "delta": {"content": piece},
-                            "logprobs": lp,
-                            "finish_reason": None,
-                        }
-                    ],
-                },
-            )
-        )
-    events.append(
-        (
-            None,
-            {
-                "id": "x",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "m",
-                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
-            },
-        )
-    )
+        delta = {"content": piece}
+        events.append(event({"index": 0, "delta": delta, "logprobs": lp, "finish_reason": None}))
+    events.append(event({"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}))
     fake_upstream.script("/v1/chat/completions", StreamReply(tuple(events)))
     out = raw_events(base, {"model": "m", "messages": USER, "stream": True, "logprobs": True})
     tokens = [
