@@ -290,7 +290,8 @@ class Encoder:
         lens = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         order = np.argsort(lens, kind="stable")
         out = np.empty((len(seqs), EMB_DIM), dtype=np.float32)
-        kernels = self.kernels
+        kernels = self._kernels  # set by the _load() that gave us the weights
+        assert kernels is not None
         with blas_threads.one_thread():
             for start in range(0, len(order), _ROUND):
                 chunk = order[start : start + _ROUND]
