@@ -155,15 +155,3 @@ class ScoreHist:
         """The threshold with the highest F1 (the lowest such one on ties)."""
         c = self.curve()
         return float(c.thresholds[int(np.argmax(c.f1))])
-
-    def at(self, threshold: float) -> dict[str, float]:
-        """Precision, recall, FPR and F1 at one threshold."""
-        c = self.curve()
-        k = min(BINS, max(0, round(threshold * BINS)))
-        return {
-            "threshold": float(c.thresholds[k]),
-            "precision": float(c.precision[k]),
-            "recall": float(c.recall[k]),
-            "fpr": float(c.fpr[k]),
-            "f1": float(c.f1[k]),
-        }

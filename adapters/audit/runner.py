@@ -186,7 +186,8 @@ def run_audit(config: AuditConfig, *, guard: Guard | None = None) -> AuditSummar
 def _score_all(config: AuditConfig, guard: Guard, writer: ResultWriter, fmt: Format) -> int:
     from tqdm import tqdm
 
-    total = count_rows(config.input, fmt)
+    # Counting reads the whole input once more; only the progress bar needs the total.
+    total = count_rows(config.input, fmt) if config.progress else None
     errors = 0
     buffer: list[dict[str, Any]] = []
     last = time.monotonic()

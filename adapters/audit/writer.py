@@ -152,11 +152,6 @@ class ResultWriter:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._save_manifest()
 
-    @property
-    def resumed(self) -> bool:
-        """True when this run continues an earlier one."""
-        return self.rows_done > 0
-
     def _save_manifest(self) -> None:
         state = {
             "version": _VERSION,

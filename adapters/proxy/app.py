@@ -30,6 +30,7 @@ from .chat import handle_chat, handle_completions
 from .errors import ProxyHTTPError, error_body, error_response
 from .metrics import ProxyMetrics
 from .routes import (
+    KNOWN_ROUTES,
     handle_embeddings,
     handle_models,
     handle_moderations,
@@ -276,17 +277,8 @@ class _CountRequests:
             self.metrics.requests.labels(route, str(status)).inc()
 
 
-_ROUTES = {
-    "/v1/chat/completions",
-    "/v1/completions",
-    "/v1/moderations",
-    "/v1/embeddings",
-    "/v1/responses",
-    "/v1/models",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-}
+# Routes counted by name in the request metrics (anything else is "other").
+_ROUTES = {*KNOWN_ROUTES, "/healthz", "/readyz", "/metrics"}
 
 
 def _version() -> str:

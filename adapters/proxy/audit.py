@@ -50,11 +50,6 @@ class AuditLog:
         except OSError as e:
             raise ConfigError(f"audit_log: cannot open {self.target}: {e}") from e
 
-    @property
-    def enabled(self) -> bool:
-        """True when lines are written somewhere."""
-        return self.target is not None
-
     def write(
         self,
         verdict: Verdict,
