@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from guardrail.types import Role
 
-from .body import parse_body, read_body
+from .body import parse_body
 from .errors import ProxyHTTPError
 from .schemas import ChatCompletionRequest, CompletionRequest
 from .service import Checked, ProxyService, RequestContext, guardrail_field
@@ -50,9 +50,7 @@ async def prepare(service: ProxyService, request: Request, route: str, *, chat: 
     Raises:
         ProxyHTTPError: 401, 413, 400 (bad body, disallowed policy, blocked prompt).
     """
-    service.auth.check(request.headers)
-    ctx = RequestContext(route=route, guard=service.guard_for(request.headers))
-    body = await read_body(request, service.settings.max_body_bytes)
+    ctx, body = await service.start(request, route)
     allow_media = service.settings.allow_media
     if chat:
         parsed_chat = parse_body(body, ChatCompletionRequest)

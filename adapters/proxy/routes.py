@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from guardrail.types import Action, Role, Verdict
 
-from .body import parse_body, read_body
+from .body import parse_body
 from .chat import _dumps, _json_object, upstream_error
 from .errors import ProxyHTTPError
 from .schemas import EmbeddingRequest, ModerationRequest, ResponsesRequest
@@ -38,17 +38,9 @@ KNOWN_ROUTES = {
 }
 
 
-async def _start(
-    service: ProxyService, request: Request, route: str
-) -> tuple[RequestContext, bytes]:
-    service.auth.check(request.headers)
-    ctx = RequestContext(route=route, guard=service.guard_for(request.headers))
-    return ctx, await read_body(request, service.settings.max_body_bytes)
-
-
 async def handle_moderations(service: ProxyService, request: Request) -> Response:
     """``POST /v1/moderations``: the local classifier, in OpenAI's response shape."""
-    ctx, body = await _start(service, request, "/v1/moderations")
+    ctx, body = await service.start(request, "/v1/moderations")
     parsed = parse_body(body, ModerationRequest)
     if service.mapping is None:
         raise ProxyHTTPError(
@@ -125,7 +117,7 @@ async def handle_models(service: ProxyService, request: Request, path: str) -> R
 
 async def handle_embeddings(service: ProxyService, request: Request) -> Response:
     """``POST /v1/embeddings``: the input is checked, then forwarded."""
-    ctx, body = await _start(service, request, "/v1/embeddings")
+    ctx, body = await service.start(request, "/v1/embeddings")
     parsed = parse_body(body, EmbeddingRequest)
     checked = await service.check(
         ctx, input_texts(parsed.input, "input"), Role.PROMPT, stage="pre_call"
@@ -150,7 +142,7 @@ async def _pass(
 
 async def handle_responses(service: ProxyService, request: Request) -> Response:
     """``POST /v1/responses`` (non-streaming): input checked before, output after."""
-    ctx, body = await _start(service, request, "/v1/responses")
+    ctx, body = await service.start(request, "/v1/responses")
     parsed = parse_body(body, ResponsesRequest)
     if parsed.stream:
         raise ProxyHTTPError(

@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardrail.guard import Guard
 from guardrail.policy import Policy, load_policy
@@ -20,10 +20,14 @@ from guardrail.types import Action, Role, Verdict
 
 from .audit import AuditLog
 from .auth import Authenticator
+from .body import read_body
 from .errors import ProxyHTTPError
 from .metrics import ProxyMetrics
 from .settings import ProxySettings
 from .upstream import Upstream, UpstreamReply
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 __all__ = ["Checked", "ProxyService", "RequestContext", "build_guards"]
 
@@ -129,6 +133,16 @@ class ProxyService:
         ctx.classify_s += seconds
         self.record(ctx, verdicts, texts, stage=stage, seconds=seconds)
         return Checked(verdicts)
+
+    async def start(self, request: Request, route: str) -> tuple[RequestContext, bytes]:
+        """Authenticate a request, pick its guard (policy header) and read its body.
+
+        Raises:
+            ProxyHTTPError: 401 (auth), 400 (disallowed policy), 413 (body too large).
+        """
+        self.auth.check(request.headers)
+        ctx = RequestContext(route=route, guard=self.guard_for(request.headers))
+        return ctx, await read_body(request, self.settings.max_body_bytes)
 
     async def post(
         self, ctx: RequestContext, path: str, headers: Mapping[str, str], body: bytes
