@@ -103,9 +103,6 @@ def _strip_once(text: str) -> str:
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-_script = script_of
-
-
 def _fold_word(word: str, latin_text: bool, turkic: bool) -> str:
     scripts = {_script(c) for c in word}
     if scripts == {"LATIN"}:

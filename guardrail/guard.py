@@ -244,7 +244,9 @@ class Guard:
             settings = settings.model_copy(update={"language_parts": False})
         budget = settings.max_views + (settings.max_language_parts * settings.language_parts)
         for original in originals:
-            extra = view_samples(original.sample, settings)[: max(budget, 0)]
+            if budget <= 0:
+                break  # the rest would be computed only to be cut off
+            extra = view_samples(original.sample, settings)[:budget]
             pieces.extend(_Piece(index, label, view) for label, view in extra)
             budget -= len(extra)
 

@@ -25,7 +25,6 @@ from pydantic import (
 
 from guardrail._resources import (
     format_validation_error,
-    looks_like_path,
     read_yaml,
     resource_names,
     resource_path,
@@ -420,8 +419,3 @@ def load_policy(name_or_path: str | Path, *, validate_classifier: bool = True) -
         except ConfigError as e:
             raise ConfigError(f"{path}: classifier.options: {e}") from e
     return policy
-
-
-def policy_source(name_or_path: str | Path) -> str:
-    """A display form of where a policy came from."""
-    return str(name_or_path) if looks_like_path(name_or_path) else f"built-in:{name_or_path}"
