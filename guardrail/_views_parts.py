@@ -61,9 +61,9 @@ def _word_languages() -> dict[str, tuple[str, ...]]:
 _WORD_LANGUAGES = _word_languages()
 
 
-def _likely_mixed(items: list[str]) -> bool:
-    """True when sentences differ in script, or in their Latin function words."""
-    signatures = {_signature(item) for item in items} - {None}
+def _likely_mixed(signatures_of_items: list[str | None]) -> bool:
+    """True when sentences (by their ``_signature``) differ in script or Latin function words."""
+    signatures = set(signatures_of_items) - {None}
     scripts = {sig.split(":")[0] for sig in signatures if sig}
     latin_langs = {sig for sig in signatures if sig and ":" in sig}
     return len(scripts) >= 2 or len(latin_langs) >= 2
@@ -139,13 +139,14 @@ def _bounded(items: list[str]) -> list[str]:
     return [" ".join(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _item_language(item: str, detect: Callable[[str], tuple[str, float]]) -> str | None:
+def _item_language(
+    item: str, signature: str | None, detect: Callable[[str], tuple[str, float]]
+) -> str | None:
     letters = _LETTER.findall(item)
     # Short Latin fragments are guesses; short runs of another script are still telling.
     if not letters or (len(letters) < MIN_LETTERS and _family(letters[0]) == "LATIN"):
         return None
-    signature = _signature(item) or ""
-    if signature.startswith("LATIN:") and len(letters) < 40:
+    if signature and signature.startswith("LATIN:") and len(letters) < 40:
         # On a few words the function words are a better guess than n-gram statistics.
         return signature.removeprefix("LATIN:")
     code, confidence = detect(item)
@@ -167,9 +168,12 @@ def language_parts(
         languages; otherwise an empty list (a monolingual text is scored whole).
     """
     items = _bounded(segments(text))
-    if len(items) < 2 or not _likely_mixed(items):
+    if len(items) < 2:
         return []
-    langs = [_item_language(item, detect) for item in items]
+    signatures = [_signature(item) for item in items]
+    if not _likely_mixed(signatures):
+        return []
+    langs = [_item_language(item, sig, detect) for item, sig in zip(items, signatures, strict=True)]
     known = [lang for lang in langs if lang is not None]
     if len(set(known)) < 2:
         return []
