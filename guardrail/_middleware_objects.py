@@ -31,6 +31,13 @@ class GuardReport:
     prompt: Verdict | None = None
     choices: dict[int, Verdict] = field(default_factory=dict)
 
+    def record(self, index: int, verdict: Verdict) -> None:
+        """Keep ``verdict`` for choice ``index`` unless a more severe one is already there
+        (a later verdict of equal severity replaces the earlier one)."""
+        old = self.choices.get(index)
+        if old is None or verdict.action.severity >= old.action.severity:
+            self.choices[index] = verdict
+
     @property
     def response(self) -> Verdict | None:
         """The most severe verdict over the response choices."""

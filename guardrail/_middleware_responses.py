@@ -65,9 +65,7 @@ class _State:
 
     def emit(self, key: _Key, step: StreamStep, done: Any) -> list[Any]:
         if step.verdict is not None:
-            old = self.report.choices.get(0)
-            if old is None or step.verdict.action.severity >= old.action.severity:
-                self.report.choices[0] = step.verdict
+            self.report.record(0, step.verdict)
         if step.blocked:
             self.blocked = True
             return [response_incomplete_event(self.model, self.response, self.sequence + 1)]

@@ -127,12 +127,8 @@ class _State:
         return out
 
     def _record(self, index: int, verdicts: list[Verdict]) -> None:
-        old = self.report.choices.get(index)
         for verdict in verdicts:
-            if old is None or verdict.action.severity >= old.action.severity:
-                old = verdict
-        if old is not None:
-            self.report.choices[index] = old
+            self.report.record(index, verdict)
 
     def _with_text(self, chunk: Any, choice: Any, text: str | None, finish: Any) -> Any:
         if self.kind == "chat":
