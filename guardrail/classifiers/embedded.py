@@ -107,17 +107,17 @@ class EmbeddedClassifier:
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
         """Score a batch: one encoder pass over every text and part, then the head."""
         texts: list[str] = []
-        owners: list[int] = []
-        for i, sample in enumerate(samples):
+        is_response: list[bool] = []
+        bounds = [0]  # each sample's rows are texts[bounds[i] : bounds[i + 1]]
+        for sample in samples:
             parts = text_parts(sample.text) if self.options.score_parts else []
-            for text in (sample.text, *parts):
-                texts.append(text)
-                owners.append(i)
+            texts += (sample.text, *parts)
+            is_response += [sample.role is Role.RESPONSE] * (1 + len(parts))
+            bounds.append(len(texts))
         if not texts:
             return []
-        probs = self._predict(texts, [samples[i].role is Role.RESPONSE for i in owners])
-        owner = np.asarray(owners)
-        return [self._scoreset(s, probs[owner == i]) for i, s in enumerate(samples)]
+        probs = self._predict(texts, is_response)
+        return [self._scoreset(s, probs[bounds[i] : bounds[i + 1]]) for i, s in enumerate(samples)]
 
     def _predict(self, texts: list[str], is_response: list[bool]) -> np.ndarray:
         encoder = get_text_encoder(self.options.encoder_backend)
