@@ -36,6 +36,7 @@ __all__ = [
     "dedupe_rows",
     "dev_split",
     "group_by",
+    "hash_fraction",
     "load_rows",
     "normalise_text",
     "read_rows",
@@ -203,11 +204,14 @@ def dedupe_rows(rows: Iterable[Row]) -> list[Row]:
     return out
 
 
+def hash_fraction(data: bytes) -> float:
+    """A stable number in [0, 1) for ``data``: the first 8 bytes of its SHA-256."""
+    return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") / 2**64
+
+
 def split_of(row_id: str, dev_fraction: float = DEV_FRACTION) -> Split:
     """The split a row id belongs to: a hash of the id, so it never changes between runs."""
-    digest = hashlib.sha256(row_id.encode("utf-8")).digest()
-    bucket = int.from_bytes(digest[:8], "big") / 2**64
-    return "dev" if bucket < dev_fraction else "train"
+    return "dev" if hash_fraction(row_id.encode("utf-8")) < dev_fraction else "train"
 
 
 def split_rows(

@@ -8,7 +8,6 @@ held-out part with the pure engine, from the stored scores: no classifier runs a
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from guardrail._data import hash_fraction
 from guardrail.errors import ConfigError
 from guardrail.policy import Policy
 
@@ -32,8 +32,9 @@ _LANG = re.compile(r"^[a-z]{2,3}$")
 def in_holdout(row_id: str, fraction: float) -> bool:
     """Whether a row belongs to the held-out part (stable: a hash of its id)."""
     # Salted, so the split is independent of other id-hash splits (e.g. the data's train/dev).
-    h = hashlib.sha256(b"guardrail-calibrate:" + row_id.encode("utf-8", "surrogatepass"))
-    return int.from_bytes(h.digest()[:8], "big") / 2**64 < fraction
+    return (
+        hash_fraction(b"guardrail-calibrate:" + row_id.encode("utf-8", "surrogatepass")) < fraction
+    )
 
 
 @dataclass

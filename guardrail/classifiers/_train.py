@@ -8,7 +8,6 @@ the train split, and writes the head next to a JSON file of metadata.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from guardrail._data import Row, load_rows, split_rows
+from guardrail._data import Row, hash_fraction, load_rows, split_rows
 from guardrail.classifiers._embedding import EmbeddingCache, encoder_tag, get_text_encoder
 from guardrail.classifiers._head import Head, features, save_head
 from guardrail.classifiers._labels import HEADS, UNTRAINED, targets
@@ -52,8 +51,7 @@ class TrainConfig:
 
 
 def _hash_fraction(key: str) -> float:
-    digest = hashlib.sha256(f"calibration:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
+    return hash_fraction(f"calibration:{key}".encode())
 
 
 def _row_weights(rows: Sequence[Row], config: TrainConfig) -> np.ndarray:
