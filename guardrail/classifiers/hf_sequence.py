@@ -60,6 +60,8 @@ class HFSequenceClassifier:
 
     def __init__(self, options: Options, *, taxonomy: Taxonomy) -> None:
         self.options = options
+        if options.stride >= options.max_length // 2:  # before loading a model for nothing
+            raise ConfigError("stride must be less than half of max_length")
         self._loaded = load("sequence", options)
         config = self._loaded.model.config
         labels = [config.id2label[i] for i in range(len(config.id2label))]
@@ -69,8 +71,6 @@ class HFSequenceClassifier:
             multi = getattr(config, "problem_type", None) == "multi_label_classification"
             head = "sigmoid" if multi else "softmax"
         self._head = head
-        if options.stride >= options.max_length // 2:
-            raise ConfigError("stride must be less than half of max_length")
         self.version = options.model + (f"@{options.revision}" if options.revision else "")
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
