@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from guardrail.cli.core import fail, policy_option
 from guardrail.errors import GuardrailError
 from guardrail.types import Role
+
+if TYPE_CHECKING:
+    from guardrail.policy import Policy
 
 _PATH = click.Path(path_type=Path)
 
@@ -40,7 +43,8 @@ def _calibration_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _objective(opts: dict[str, Any]) -> tuple[str, float]:
+def _objective(opts: dict[str, Any]) -> dict[str, Any]:
+    """The calibration goal as ``calibrate()`` keywords (the objective and its target)."""
     fpr, recall, objective = opts["target_fpr"], opts["target_recall"], opts["objective"]
     if objective is None:
         given = [name for name, v in (("fpr", fpr), ("recall", recall)) if v is not None]
@@ -52,8 +56,11 @@ def _objective(opts: dict[str, Any]) -> tuple[str, float]:
         fail("--objective fpr needs --target-fpr")
     if objective == "recall" and recall is None:
         fail("--objective recall needs --target-recall")
-    target = fpr if objective == "fpr" else recall if objective == "recall" else 0.0
-    return str(objective), float(target or 0.0)
+    if objective == "fpr":
+        return {"objective": "fpr", "target_fpr": float(fpr)}
+    if objective == "recall":
+        return {"objective": "recall", "target_recall": float(recall)}
+    return {"objective": "f1"}
 
 
 @click.command()
@@ -122,12 +129,15 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
     """
     from guardrail.adapters.audit import AuditConfig, run_audit
     from guardrail.adapters.audit.fields import FieldSpec, parse_label_map
+    from guardrail.adapters.audit.runner import resolve_policy
 
     if opts["calibrate_out"] and not opts["label_field"]:
         fail("--calibrate needs --label-field")
     if opts["calibrate_out"]:
         _objective(opts)  # fail before the long run, not after it
     try:
+        # Loaded once: the run, the report and the calibration all use this same policy.
+        resolved = resolve_policy(policy)
         fields = FieldSpec(
             text_field=opts["text_field"],
             prompt_field=opts["prompt_field"],
@@ -142,7 +152,7 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
             input=input_path,
             out=out,
             fields=fields,
-            policy=policy,
+            policy=resolved,
             input_format=opts["input_format"],
             batch_size=opts["batch_size"],
             commit_rows=opts["commit_rows"],
@@ -162,7 +172,7 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
             _report(config, summary.as_dict(), opts["report"], not opts["no_report_text"])
         if opts["calibrate_out"]:
             target = opts["calibrate_out"]
-            _print_calibration(_calibrate(out, policy, target, opts))
+            _print_calibration(_calibrate(out, resolved, target, opts))
             click.echo(f"calibrated policy -> {target}")
     except GuardrailError as e:
         fail(str(e))
@@ -197,21 +207,13 @@ def _report(config: Any, summary: dict[str, Any], path: Path, include_text: bool
 
 
 def _calibrate(
-    results: Path, policy: str, out: Path, opts: dict[str, Any], **options: Any
+    results: Path, policy: str | Policy, out: Path, opts: dict[str, Any], **options: Any
 ) -> dict[str, Any]:
     from guardrail.adapters.audit.calibration import calibrate as run_calibration
     from guardrail.adapters.audit.calibration import write_policy
     from guardrail.adapters.audit.runner import resolve_policy
 
-    objective, target = _objective(opts)
-    result = run_calibration(
-        results,
-        resolve_policy(policy),
-        objective="f1" if objective == "f1" else "recall" if objective == "recall" else "fpr",
-        target_fpr=target if objective == "fpr" else 0.05,
-        target_recall=target if objective == "recall" else 0.9,
-        **options,
-    )
+    result = run_calibration(results, resolve_policy(policy), **_objective(opts), **options)
     write_policy(result.policy, out)
     summary: dict[str, Any] = result.as_dict()
     return summary
