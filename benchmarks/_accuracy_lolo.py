@@ -17,23 +17,12 @@ from _accuracy_metrics import metrics
 
 from guardrail._data import Row
 from guardrail.classifiers._embedding import EmbeddingCache, encoder_tag, get_text_encoder
-from guardrail.classifiers._head import Head, features
-from guardrail.classifiers._labels import HEADS, targets
-from guardrail.classifiers._train import TrainConfig, _hash_fraction, _platt, _row_weights, fit_head
+from guardrail.classifiers._head import features
+from guardrail.classifiers._train import TrainConfig, fit_calibrated
 
 MHC_LANGUAGES = ("ar", "de", "es", "fr", "hi", "it", "nl", "pl", "pt", "zh")
 # The encoder's languages; hi is the one mhc language it was not trained on.
 COVERED = {"ar", "de", "es", "fr", "it", "nl", "pl", "pt", "zh"}
-
-
-def _fit(x: np.ndarray, rows: list[Row], config: TrainConfig) -> Head:
-    t = targets(rows)
-    calib = np.array([_hash_fraction(r.id) < config.calibration_fraction for r in rows])
-    w = _row_weights(rows, config)
-    w1, b1, w2, b2 = fit_head(x[~calib], t.y[~calib], t.mask[~calib], w[~calib], config)
-    head = Head(w1, b1, w2, b2, platt=np.zeros((len(HEADS), 2)), heads=HEADS)
-    head.platt = _platt(head.logits(x[calib]), t.y[calib], t.mask[calib]).astype(np.float32)
-    return head
 
 
 def leave_one_language_out(
@@ -50,13 +39,15 @@ def leave_one_language_out(
 
     config = replace(TrainConfig(), epochs=epochs)
     x_train = embed(train)
-    full = _fit(x_train, train, config)
+    full, _ = fit_calibrated(x_train, train, config)
     out: dict[str, Any] = {"config": {"epochs": epochs, "threshold": threshold}, "languages": {}}
     for lang in MHC_LANGUAGES:
         rows = [r for r in dev if r.source == "mhc" and r.lang == lang]
         x, y = embed(rows), np.array([r.unsafe for r in rows])
         keep = np.array([r.lang != lang for r in train])
-        held = _fit(x_train[keep], [r for r, k in zip(train, keep, strict=True) if k], config)
+        held, _ = fit_calibrated(
+            x_train[keep], [r for r, k in zip(train, keep, strict=True) if k], config
+        )
         result = {}
         for name, head in (("in_language", full), ("held_out", held)):
             score = head.predict(x)[:, 0]

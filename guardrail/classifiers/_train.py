@@ -20,7 +20,7 @@ import numpy as np
 from guardrail._data import Row, hash_fraction, load_rows, split_rows
 from guardrail.classifiers._embedding import EmbeddingCache, encoder_tag, get_text_encoder
 from guardrail.classifiers._head import Head, features, save_head
-from guardrail.classifiers._labels import HEADS, UNTRAINED, targets
+from guardrail.classifiers._labels import HEADS, UNTRAINED, Targets, targets
 
 __all__ = ["TrainConfig", "fit_head", "train"]
 
@@ -195,16 +195,31 @@ def train(
     config = config or TrainConfig()
     train_rows, _ = split_rows(load_rows(data_dir))
     x = _embed_rows(train_rows, Path(cache_dir), progress)
-    t = targets(train_rows)
-    calib = np.array([_hash_fraction(r.id) < config.calibration_fraction for r in train_rows])
-    weights = _row_weights(train_rows, config)
+    head, t = fit_calibrated(x, train_rows, config)
+    head.meta = _metadata(train_rows, t.y, t.mask, config)
+    save_head(head, Path(out_dir))
+    return head
+
+
+def fit_calibrated(x: np.ndarray, rows: Sequence[Row], config: TrainConfig) -> tuple[Head, Targets]:
+    """Fit the head on all rows but a hashed calibration share, then Platt-scale it on that.
+
+    Args:
+        x: the rows' features (embedding and role bit).
+        rows: the labelled rows, aligned with ``x``.
+        config: hyper-parameters.
+
+    Returns:
+        The head (without metadata) and the rows' targets.
+    """
+    t = targets(rows)
+    calib = np.array([_hash_fraction(r.id) < config.calibration_fraction for r in rows])
+    weights = _row_weights(rows, config)
     w1, b1, w2, b2 = fit_head(x[~calib], t.y[~calib], t.mask[~calib], weights[~calib], config)
     head = Head(w1, b1, w2, b2, platt=np.zeros((len(HEADS), 2)), heads=HEADS)
     platt = _platt(head.logits(x[calib]), t.y[calib], t.mask[calib])
     head.platt = platt.astype(np.float32)
-    head.meta = _metadata(train_rows, t.y, t.mask, config)
-    save_head(head, Path(out_dir))
-    return head
+    return head, t
 
 
 def _metadata(rows: Sequence[Row], y: np.ndarray, mask: np.ndarray, config: TrainConfig) -> Any:
