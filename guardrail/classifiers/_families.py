@@ -83,6 +83,7 @@ class Family(Protocol):
 
     name: str
     taxonomy: str | None  # native taxonomy name; None: the policy's own (rendered in the prompt)
+    chat: bool  # True: calls carry chat messages (the model's chat template renders them)
 
     def calls(self, sample: Sample) -> list[Call]:
         """The prompts for one sample."""

@@ -78,6 +78,7 @@ class PolyGuard:
 
     name = "polyguard"
     taxonomy: str | None = "llama_guard_3"
+    chat = True
 
     def __init__(self, *, max_new_tokens: int = 80) -> None:
         self.max_new_tokens = max_new_tokens
@@ -132,6 +133,7 @@ class WildGuard:
 
     name = "wildguard"
     taxonomy: str | None = None
+    chat = False
 
     def __init__(self, *, max_new_tokens: int = 32) -> None:
         self.max_new_tokens = max_new_tokens
@@ -169,6 +171,7 @@ class Qwen3Guard:
 
     name = "qwen3guard"
     taxonomy: str | None = "qwen3guard"
+    chat = True
 
     def __init__(self, *, max_new_tokens: int = 48, controversial_weight: float = 0.5) -> None:
         self.max_new_tokens = max_new_tokens

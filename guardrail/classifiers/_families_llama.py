@@ -87,6 +87,7 @@ class LlamaGuard:
     """Llama Guard 3 (``version=3``) or 4 (``version=4``)."""
 
     taxonomy: str | None = None
+    chat = False
 
     def __init__(
         self,

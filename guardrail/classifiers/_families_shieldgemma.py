@@ -83,6 +83,7 @@ class ShieldGemma:
 
     name = "shieldgemma"
     taxonomy: str | None = "shieldgemma"
+    chat = False
 
     def __init__(self, *, harms: Sequence[str] | None = None) -> None:
         chosen = list(harms) if harms is not None else list(POLICIES)

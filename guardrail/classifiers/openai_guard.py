@@ -82,7 +82,7 @@ class OpenAIGuardClassifier:
         self.options = options
         self.family = build_family(options, taxonomy)
         self._translate = category_translator(self.family, taxonomy)
-        chat_family = options.family in ("polyguard", "qwen3guard")
+        chat_family = self.family.chat
         if options.endpoint == "completions" and chat_family:
             raise ConfigError(
                 f"openai-guard: {options.family} needs the chat endpoint (its chat template "

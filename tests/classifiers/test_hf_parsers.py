@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 
 import pytest
 
@@ -22,6 +23,7 @@ from guardrail.classifiers._families_guards import (
 )
 from guardrail.classifiers._families_llama import LlamaGuard
 from guardrail.classifiers._families_select import (
+    FamilyName,
     FamilyOptions,
     Generation,
     build_family,
@@ -255,3 +257,11 @@ def test_llama_guard_default_exclusion_fits_any_taxonomy():
         build_family(
             FamilyOptions(family="llama-guard-3", exclude_categories=["jailbreak"]), custom
         )
+
+
+@pytest.mark.parametrize("name", typing.get_args(FamilyName))
+def test_chat_families_are_the_ones_whose_calls_carry_messages(name):
+    family = build_family(FamilyOptions(family=name), MLC)
+    for sample in (Sample("hello", Role.PROMPT), Sample("ok", Role.RESPONSE, "hi")):
+        for call in family.calls(sample):
+            assert (call.messages is not None) is family.chat, name
