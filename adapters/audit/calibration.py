@@ -20,7 +20,7 @@ from guardrail.errors import ConfigError
 from guardrail.policy import Policy
 
 from ._calibration_eval import Evaluation, decision_score, evaluate_split
-from .metrics import ScoreHist
+from .metrics import ScoreHist, category_examples
 from .writer import iter_output
 
 __all__ = ["CalibrationResult", "calibrate", "in_holdout", "write_policy"]
@@ -52,8 +52,7 @@ class _Fit:
         self.by_role.setdefault(role, ScoreHist()).add(score, label)
         self.by_language.setdefault((role, lang), ScoreHist()).add(score, label)
         scores: dict[str, float] = r.get("categories") or {}
-        target = r.get("label_category")
-        for cat in [target] if target else [] if label else categories:
+        for cat in category_examples(r, label, categories):
             self.by_category.setdefault((role, cat), ScoreHist()).add(scores.get(cat, 0.0), label)
 
 

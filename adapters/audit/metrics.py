@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["BINS", "Counts", "Curve", "ScoreHist"]
+__all__ = ["BINS", "Counts", "Curve", "ScoreHist", "category_examples"]
 
 BINS = 1000
 
@@ -155,3 +155,13 @@ class ScoreHist:
         """The threshold with the highest F1 (the lowest such one on ties)."""
         c = self.curve()
         return float(c.thresholds[int(np.argmax(c.f1))])
+
+
+def category_examples(r: dict[str, Any], label: bool, categories: list[str]) -> list[str]:
+    """The categories a labelled output row counts for, as a positive or a negative.
+
+    A row labelled with a category is a positive of that category alone; an unsafe row
+    without one counts for none; a safe row is a negative of every category.
+    """
+    target = r.get("label_category")
+    return [target] if target else [] if label else categories

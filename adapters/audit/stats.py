@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .metrics import Counts, ScoreHist
+from .metrics import Counts, ScoreHist, category_examples
 from .writer import iter_output
 
 __all__ = ["AuditStats", "collect_stats"]
@@ -95,10 +95,8 @@ class AuditStats:
         )
         self.confusion[("unsafe" if label else "safe", action)] += 1
         cats: dict[str, float] = r.get("categories") or {}
-        target = r.get("label_category")
         fired = set(r.get("fired") or [])
-        # Per category: rows labelled with it are positives, rows labelled safe negatives.
-        for cat in [target] if target else [] if label else self.categories:
+        for cat in category_examples(r, label, self.categories):
             score = cats.get(cat, 0.0)
             self.by_category.setdefault(cat, ScoreHist()).add(score, label)
             self.decision_by_category.setdefault(cat, Counts()).add(
