@@ -23,7 +23,7 @@ from guardrail.policy import Policy
 from .fields import FieldSpec, prepare
 from .readers import Format, Record
 from .scoring import score_batch
-from .writer import ResultWriter, output_schema
+from .writer import CommitBuffer, ResultWriter, output_schema
 
 if TYPE_CHECKING:
     from .runner import AuditConfig, AuditSummary
@@ -121,9 +121,9 @@ def _check_cpus(workers: int, cpus: float, gpus: bool) -> None:
 def _drain(scored: Any, config: AuditConfig, writer: ResultWriter) -> int:
     position, errors = 0, 0
     skip = writer.rows_done
-    buffer: list[dict[str, Any]] = []
-    last = time.monotonic()
+    pending = CommitBuffer(writer, rows=config.commit_rows, seconds=config.commit_s)
     for batch in scored.iter_batches(batch_size=config.batch_size, batch_format="pyarrow"):
+        rows: list[dict[str, Any]] = []
         for r in batch.to_pylist():
             row, position = position, position + 1
             if row < skip:
@@ -133,9 +133,7 @@ def _drain(scored: Any, config: AuditConfig, writer: ResultWriter) -> int:
                 r["id"] = str(row)
             r["categories"] = dict(r["categories"] or [])
             errors += r["error"] is not None
-            buffer.append(r)
-        if len(buffer) >= config.commit_rows or time.monotonic() - last >= config.commit_s:
-            writer.commit(buffer)
-            buffer, last = [], time.monotonic()
-    writer.commit(buffer)
+            rows.append(r)
+        pending.add(rows)
+    pending.flush()
     return errors

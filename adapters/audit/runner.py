@@ -15,7 +15,7 @@ from guardrail.policy import Policy, load_policy
 from .fields import FieldSpec, check_columns, check_label_map, prepare
 from .readers import Format, count_rows, detect_format, iter_records
 from .scoring import score_batch
-from .writer import ResultWriter
+from .writer import CommitBuffer, ResultWriter
 
 __all__ = ["AuditConfig", "AuditSummary", "open_writer", "run_audit"]
 
@@ -189,8 +189,7 @@ def _score_all(config: AuditConfig, guard: Guard, writer: ResultWriter, fmt: For
     # Counting reads the whole input once more; only the progress bar needs the total.
     total = count_rows(config.input, fmt) if config.progress else None
     errors = 0
-    buffer: list[dict[str, Any]] = []
-    last = time.monotonic()
+    pending = CommitBuffer(writer, rows=config.commit_rows, seconds=config.commit_s)
     with tqdm(
         total=total,
         initial=writer.rows_done,
@@ -209,10 +208,7 @@ def _score_all(config: AuditConfig, guard: Guard, writer: ResultWriter, fmt: For
                 check_columns(records, config.fields)
             rows = score_batch(guard, [prepare(r, config.fields) for r in records])
             errors += sum(r["error"] is not None for r in rows)
-            buffer.extend(rows)
+            pending.add(rows)
             bar.update(len(rows))
-            if len(buffer) >= config.commit_rows or time.monotonic() - last >= config.commit_s:
-                writer.commit(buffer)
-                buffer, last = [], time.monotonic()
-        writer.commit(buffer)
+        pending.flush()
     return errors

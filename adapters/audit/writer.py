@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -104,6 +105,31 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class CommitBuffer:
+    """Rows waiting for a ``ResultWriter.commit``: every ``rows`` rows or ``seconds`` seconds.
+
+    The bound on what a crash can lose; the check runs after each ``add``.
+    """
+
+    def __init__(self, writer: ResultWriter, *, rows: int, seconds: float) -> None:
+        self.writer = writer
+        self.rows = rows
+        self.seconds = seconds
+        self._buffer: list[dict[str, Any]] = []
+        self._last = time.monotonic()
+
+    def add(self, rows: list[dict[str, Any]]) -> None:
+        """Queue rows (in input order); commit when either bound is reached."""
+        self._buffer.extend(rows)
+        if len(self._buffer) >= self.rows or time.monotonic() - self._last >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is queued."""
+        self.writer.commit(self._buffer)
+        self._buffer, self._last = [], time.monotonic()
 
 
 class ResultWriter:
