@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from guardrail._data import hash_fraction
 from guardrail.engine import evaluate
 from guardrail.policy import Policy
 from guardrail.types import Action, Role, ScoreSet
@@ -74,23 +76,34 @@ def _predicted(policy: Policy, scores: ScoreSet, role: Role) -> bool:
     return evaluate(policy, scores, role=role).action is not Action.ALLOW
 
 
-def evaluate_split(
-    results: Path, holdout: float, before: Policy, after: Policy
-) -> tuple[Evaluation, Evaluation, int]:
-    """Evaluate two policies on the held-out rows (labelled and scored) of an audit output."""
-    from .calibration import in_holdout
+def in_holdout(row_id: str, fraction: float) -> bool:
+    """Whether a row belongs to the held-out part (stable: a hash of its id)."""
+    # Salted, so the split is independent of other id-hash splits (e.g. the data's train/dev).
+    return (
+        hash_fraction(b"guardrail-calibrate:" + row_id.encode("utf-8", "surrogatepass")) < fraction
+    )
 
-    ev_before, ev_after, n = Evaluation(), Evaluation(), 0
+
+def labelled_rows(results: Path, holdout: float, *, held_out: bool) -> Iterator[dict[str, Any]]:
+    """The labelled, scored rows of an audit output on one side of the hold-out split."""
     for batch in iter_output(results):
         for r in batch:
             if r.get("label") is None or r.get("unsafe") is None:
                 continue
-            if not in_holdout(str(r["id"]), holdout):
-                continue
-            scores, role = _scores(r), Role(r["role"])
-            label, lang = bool(r["label"]), r.get("language") or "und"
-            score = decision_score(r, before)
-            ev_before.add(lang, label, _predicted(before, scores, role), score)
-            ev_after.add(lang, label, _predicted(after, scores, role), score)
-            n += 1
+            if in_holdout(str(r["id"]), holdout) is held_out:
+                yield r
+
+
+def evaluate_split(
+    results: Path, holdout: float, before: Policy, after: Policy
+) -> tuple[Evaluation, Evaluation, int]:
+    """Evaluate two policies on the held-out rows (labelled and scored) of an audit output."""
+    ev_before, ev_after, n = Evaluation(), Evaluation(), 0
+    for r in labelled_rows(results, holdout, held_out=True):
+        scores, role = _scores(r), Role(r["role"])
+        label, lang = bool(r["label"]), r.get("language") or "und"
+        score = decision_score(r, before)
+        ev_before.add(lang, label, _predicted(before, scores, role), score)
+        ev_after.add(lang, label, _predicted(after, scores, role), score)
+        n += 1
     return ev_before, ev_after, n

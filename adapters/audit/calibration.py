@@ -15,26 +15,22 @@ from typing import Any, Literal
 
 import yaml
 
-from guardrail._data import hash_fraction
 from guardrail.errors import ConfigError
 from guardrail.policy import Policy
 
-from ._calibration_eval import Evaluation, decision_score, evaluate_split
+from ._calibration_eval import (
+    Evaluation,
+    decision_score,
+    evaluate_split,
+    in_holdout,
+    labelled_rows,
+)
 from .metrics import ScoreHist, category_examples
-from .writer import iter_output
 
 __all__ = ["CalibrationResult", "calibrate", "in_holdout", "write_policy"]
 
 Objective = Literal["fpr", "recall", "f1"]
 _LANG = re.compile(r"^[a-z]{2,3}$")
-
-
-def in_holdout(row_id: str, fraction: float) -> bool:
-    """Whether a row belongs to the held-out part (stable: a hash of its id)."""
-    # Salted, so the split is independent of other id-hash splits (e.g. the data's train/dev).
-    return (
-        hash_fraction(b"guardrail-calibrate:" + row_id.encode("utf-8", "surrogatepass")) < fraction
-    )
 
 
 @dataclass
@@ -160,14 +156,9 @@ def _choose_all(
 
 def _fit(results: Path, holdout: float, categories: list[str], policy: Policy) -> tuple[_Fit, int]:
     fit, n = _Fit(), 0
-    for batch in iter_output(results):
-        for r in batch:
-            if r.get("label") is None or r.get("unsafe") is None:
-                continue
-            if in_holdout(str(r["id"]), holdout):
-                continue
-            fit.add(r, categories, policy)
-            n += 1
+    for r in labelled_rows(results, holdout, held_out=False):
+        fit.add(r, categories, policy)
+        n += 1
     return fit, n
 
 
