@@ -66,6 +66,14 @@ class HFSequenceClassifier:
         config = self._loaded.model.config
         labels = [config.id2label[i] for i in range(len(config.id2label))]
         self._targets = _label_targets(labels, options.label_map, taxonomy)
+        # Fixed per model: which label columns count as harmful, which feed which category.
+        self._harmful = [j for j, t in enumerate(self._targets) if t != ["safe"]]
+        self._category_columns = [
+            (j, cat)
+            for j, t in enumerate(self._targets)
+            for cat in t
+            if cat not in ("safe", "unsafe")
+        ]
         head = options.head
         if head == "auto":
             multi = getattr(config, "problem_type", None) == "multi_label_classification"
@@ -122,10 +130,8 @@ class HFSequenceClassifier:
         categories: dict[str, float] = {}
         for row in windows:
             unsafe = max(unsafe, self._unsafe(row))
-            for label, prob in enumerate(row):
-                for cat in self._targets[label]:
-                    if cat not in ("safe", "unsafe"):
-                        categories[cat] = max(categories.get(cat, 0.0), prob)
+            for j, cat in self._category_columns:
+                categories[cat] = max(categories.get(cat, 0.0), row[j])
         notes = (f"scored in {len(windows)} windows (max taken)",) if len(windows) > 1 else ()
         return ScoreSet(
             unsafe=min(unsafe, 1.0),
@@ -137,7 +143,7 @@ class HFSequenceClassifier:
         )
 
     def _unsafe(self, row: list[float]) -> float:
-        harmful = [p for p, t in zip(row, self._targets, strict=True) if t != ["safe"]]
+        harmful = [row[j] for j in self._harmful]
         if self._head == "sigmoid":
             return max(harmful, default=0.0)
         return sum(harmful)
