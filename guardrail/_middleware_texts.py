@@ -7,7 +7,7 @@ Pure functions: nothing here calls a classifier. Each text comes out as a ``Piec
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,9 +112,37 @@ def _tool_call_text(call: Any) -> str:
     return f"{name}({arguments or ''})"
 
 
-def _render(turns: list[tuple[str, str]]) -> str | None:
-    text = "\n".join(f"{role}: {text}" for role, text in turns if text)
-    return text[-_CONTEXT_CHARS:] or None
+def _render(turns: list[tuple[str, str]], end: int) -> str | None:
+    """The last ``_CONTEXT_CHARS`` characters of ``role: text`` lines of ``turns[:end]``.
+
+    Walks back only as far as those characters reach, so a long conversation is not joined
+    again for every message checked.
+    """
+    lines: list[str] = []
+    size = -1  # length of the lines joined by newlines
+    for k in range(end - 1, -1, -1):
+        role, text = turns[k]
+        if not text:
+            continue
+        lines.append(f"{role}: {text}")
+        size += len(lines[-1]) + 1
+        if size >= _CONTEXT_CHARS:
+            break
+    return "\n".join(reversed(lines))[-_CONTEXT_CHARS:] or None
+
+
+def _add_pieces(
+    out: Extracted,
+    turns: list[tuple[str, str]],
+    select: str,
+    untrusted: frozenset[str],
+    label: Callable[[int, str], str],
+) -> None:
+    """Queue the chosen turns with text, each with the conversation before it as context."""
+    chosen = _select([role for role, _ in turns], select, untrusted)
+    for i, (role, text) in enumerate(turns):
+        if i in chosen and text:
+            out.pieces.append(Piece(text, label(i, role), _render(turns, i)))
 
 
 def _select(roles: list[str], select: str, untrusted: frozenset[str]) -> set[int]:
@@ -139,10 +167,7 @@ def chat_prompt(messages: list[Any], select: str, untrusted: frozenset[str]) -> 
         calls = get(message, "tool_calls") or ()
         text = "\n".join([text, *(_tool_call_text(c) for c in calls)]).strip()
         turns.append((role, text))
-    chosen = _select([role for role, _ in turns], select, untrusted)
-    for i, (role, text) in enumerate(turns):
-        if i in chosen and text:
-            out.pieces.append(Piece(text, f"messages[{i}] ({role})", _render(turns[:i])))
+    _add_pieces(out, turns, select, untrusted, lambda i, role: f"messages[{i}] ({role})")
     users = [text for role, text in turns if role == "user" and text]
     out.prompt = users[-1] if users else (turns[-1][1] if turns else None)
     return out
@@ -200,10 +225,7 @@ def responses_input(
             turns.append((kind, ""))
     if server_state:
         out.notes.append("earlier turns held by the server are not re-checked")
-    chosen = _select([role for role, _ in turns], select, untrusted)
-    for i, (role, text) in enumerate(turns):
-        if i in chosen and text:
-            out.pieces.append(Piece(text, f"input ({role}) #{i}", _render(turns[:i])))
+    _add_pieces(out, turns, select, untrusted, lambda i, role: f"input ({role}) #{i}")
     users = [text for role, text in turns if role == "user" and text]
     out.prompt = users[-1] if users else None
     return out
