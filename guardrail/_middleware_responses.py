@@ -52,9 +52,11 @@ class _State:
             if key not in self.mods:
                 self.mods[key] = self.ctx.moderator(self.prompt)
             return "delta", key
-        if kind.endswith(".done") and self.key(event) in self.mods:
-            self.finished.add(self.key(event))
-            return "done", self.key(event)
+        if kind.endswith(".done"):
+            key = self.key(event)
+            if key in self.mods:
+                self.finished.add(key)
+                return "done", key
         return "pass", None
 
     def unfinished(self) -> list[_Key]:

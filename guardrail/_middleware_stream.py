@@ -153,7 +153,6 @@ class _State:
 
 
 def _sync_chunks(state: _State, upstream: Any) -> Iterator[Any]:
-    guard = state.ctx.guard
     for chunk in upstream:
         if not get(chunk, "choices"):
             yield chunk  # usage-only chunks carry no text
@@ -164,25 +163,36 @@ def _sync_chunks(state: _State, upstream: Any) -> Iterator[Any]:
             finish = get(choice, "finish_reason")
             final, tools = None, None
             if finish is not None and not mod.blocked:
-                final = mod.finish()
-                tool_text = state.tool_text(index)
-                if tool_text is not None and not final.blocked:
-                    tools = state.tool_verdict(guard.check_response(tool_text, state.prompt))
+                final, tools = _finish(state, index)
             yield from state.emit(index, choice, [step, final], tools, finish)
         if state.done:
             _close(upstream)
             return
     for index, choice in state.unfinished():
-        final = state.moderator(index).finish()
-        tool_text = state.tool_text(index)
-        tools = None
-        if tool_text is not None and not final.blocked:
-            tools = state.tool_verdict(guard.check_response(tool_text, state.prompt))
+        final, tools = _finish(state, index)
         yield from state.emit(index, choice, [final], tools, None)
 
 
+def _finish(state: _State, index: int) -> tuple[StreamStep, Verdict | None]:
+    """Finish a choice's text, then check its held tool calls unless the text blocked."""
+    final = state.moderator(index).finish()
+    tool_text = state.tool_text(index)
+    if tool_text is None or final.blocked:
+        return final, None
+    return final, state.tool_verdict(state.ctx.guard.check_response(tool_text, state.prompt))
+
+
+async def _afinish(state: _State, index: int) -> tuple[StreamStep, Verdict | None]:
+    """``_finish`` for async streams."""
+    final = await state.moderator(index).afinish()
+    tool_text = state.tool_text(index)
+    if tool_text is None or final.blocked:
+        return final, None
+    verdict = await state.ctx.guard.acheck_response(tool_text, state.prompt)
+    return final, state.tool_verdict(verdict)
+
+
 async def _async_chunks(state: _State, upstream: Any) -> AsyncIterator[Any]:
-    guard = state.ctx.guard
     async for chunk in upstream:
         if not get(chunk, "choices"):
             yield chunk
@@ -193,22 +203,14 @@ async def _async_chunks(state: _State, upstream: Any) -> AsyncIterator[Any]:
             finish = get(choice, "finish_reason")
             final, tools = None, None
             if finish is not None and not mod.blocked:
-                final = await mod.afinish()
-                tool_text = state.tool_text(index)
-                if tool_text is not None and not final.blocked:
-                    verdict = await guard.acheck_response(tool_text, state.prompt)
-                    tools = state.tool_verdict(verdict)
+                final, tools = await _afinish(state, index)
             for out in state.emit(index, choice, [step, final], tools, finish):
                 yield out
         if state.done:
             await _aclose(upstream)
             return
     for index, choice in state.unfinished():
-        final = await state.moderator(index).afinish()
-        tool_text = state.tool_text(index)
-        tools = None
-        if tool_text is not None and not final.blocked:
-            tools = state.tool_verdict(await guard.acheck_response(tool_text, state.prompt))
+        final, tools = await _afinish(state, index)
         for out in state.emit(index, choice, [final], tools, None):
             yield out
 
