@@ -45,11 +45,9 @@ async def stream_response(service: ProxyService, prepared: Prepared, path: str) 
         ProxyHTTPError: 502 / 504 when the upstream cannot be reached or times out.
     """
     ctx = prepared.ctx
-    started = time.perf_counter()
-    upstream = await service.upstream.open_stream(
+    upstream, ctx.upstream_s = await service.upstream.open_stream(
         path, route=ctx.route, headers=prepared.headers, content=prepared.body
     )
-    ctx.upstream_s = time.perf_counter() - started
     content_type = upstream.headers.get("content-type", "")
     if upstream.is_success and content_type.startswith("text/event-stream"):
         relay = StreamRelay(service, prepared)

@@ -141,8 +141,9 @@ class Upstream:
 
     async def open_stream(
         self, path: str, *, route: str, headers: Mapping[str, str], content: bytes
-    ) -> httpx.Response:
-        """POST and return the response once its headers arrive; the body is read later.
+    ) -> tuple[httpx.Response, float]:
+        """POST and return the response once its headers arrive (and the seconds that took);
+        the body is read later.
 
         The caller must close the response (``await response.aclose()``).
 
@@ -157,9 +158,10 @@ class Upstream:
             response = await self.client.send(request, stream=True)
         except httpx.TransportError as e:
             raise self.failure(route, e) from e
-        self._metrics.upstream_seconds.labels(route).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self._metrics.upstream_seconds.labels(route).observe(seconds)
         self.count_status(route, response.status_code)
-        return response
+        return response, seconds
 
     def count_status(self, route: str, status: int) -> None:
         """Count an upstream HTTP error status (4xx, 5xx) as an upstream error."""
