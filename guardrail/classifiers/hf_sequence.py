@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from guardrail.classifiers._hf_loading import HFLoadOptions, input_device, load
-from guardrail.errors import ConfigError
+from guardrail.errors import ClassifierError, ConfigError
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Role, Sample, ScoreSet
@@ -121,6 +121,11 @@ class HFSequenceClassifier:
                 logits = self._loaded.model(**{k: batch[k].to(device) for k in keys}).logits
                 logits = logits.float()
                 probs = logits.sigmoid() if self._head == "sigmoid" else logits.softmax(-1)
+                if probs.shape[-1] != len(self._targets):  # the label columns assume this
+                    raise ClassifierError(
+                        f"{self.options.model} returned {probs.shape[-1]} labels, its config "
+                        f"lists {len(self._targets)}"
+                    )
                 for owner, row in zip(owners[start : start + size], probs.tolist(), strict=True):
                     out[owner].append(row)
         return out
