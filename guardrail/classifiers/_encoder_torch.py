@@ -95,7 +95,10 @@ class TorchKernels:
             return torch.from_numpy(np.ascontiguousarray(a)).to(torch.bfloat16)
 
         self._proj_w = to_bf16(w.proj_w)
-        self._conv = [(to_bf16(w1), to_bf16(w2)) for w1, _, w2, _ in w.conv]
+        self._first = [to_bf16(first_w) for first_w in w.first_w]
+        self._second = [to_bf16(w2) for _, _, w2, _ in w.conv]
+        self._slots = [torch.from_numpy(table) for table in w.slots]
+        self._bag = torch.nn.functional.embedding_bag
 
     def project(self, emb: np.ndarray) -> np.ndarray:
         rows = emb.shape[0]
@@ -106,11 +109,11 @@ class TorchKernels:
             out: np.ndarray = (buf @ self._proj_w)[:rows].float().numpy()
         return out
 
-    def windowed(self, src: np.ndarray, branch: int, layer: int) -> np.ndarray:
+    def windowed(self, src: np.ndarray, branch: int) -> np.ndarray:
         order, left = _ORDERS[branch]
         rows = src.shape[0] - 2 * _PAD
         if rows < _MIN_ROWS:
-            return self._small.windowed(src, branch, layer)
+            return self._small.windowed(src, branch)
         with self._torch.inference_mode():
             half = self._padded(src, _bucket(rows) - rows)
             # Row t of the windows is src rows t + _PAD - left ... + order - 1, which are
@@ -118,8 +121,24 @@ class TorchKernels:
             windows = half.as_strided(
                 (_bucket(rows), order * _CNN_DIM), (_CNN_DIM, 1), (_PAD - left) * _CNN_DIM
             )
-            y = windows @ self._conv[branch][layer]
+            y = windows @ self._second[branch]
             out: np.ndarray = y[:rows].float().numpy()
+        return out
+
+    def slot_sums(self, index: np.ndarray, branch: int) -> np.ndarray:
+        """One ``embedding_bag`` over the float32 table (shared with numpy, not copied)."""
+        with self._torch.inference_mode():
+            y = self._bag(self._torch.from_numpy(index), self._slots[branch], mode="sum")
+            out: np.ndarray = y.numpy()
+        return out
+
+    def spread(self, x: np.ndarray, branch: int) -> np.ndarray:
+        rows = x.shape[0]
+        if rows < _MIN_ROWS:
+            return self._small.spread(x, branch)
+        with self._torch.inference_mode():
+            buf = self._padded(x, _bucket(rows) - rows)
+            out: np.ndarray = (buf @ self._first[branch])[:rows].float().numpy()
         return out
 
     def _padded(self, a: np.ndarray, extra: int) -> Any:
