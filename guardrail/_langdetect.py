@@ -17,9 +17,11 @@ floating-point operations in the same order:
   3.12 made ``sum`` of floats compensated: calling it keeps us equal on every version).
 
 Text cleaning is langdetect's own; n-gram extraction is its state machine inlined, with the
-per-character normalisation memoised. ``tests/unit/test_language.py`` checks equality with
+per-character normalisation memoised and, as the state resets at every space, the rows of each
+space-separated word memoised too. ``tests/unit/test_language.py`` checks equality with
 ``Detector.get_probabilities`` (and the n-grams with ``_extract_ngrams``) on a multilingual
-sample and on rows of every data set.
+sample and on rows of every data set; ``tests/unit/test_langdetect_extract.py`` checks the
+per-word extraction against the per-character one.
 """
 
 from __future__ import annotations
@@ -40,6 +42,13 @@ __all__ = ["FastProfiles"]
 # that runs out falls back to langdetect's loop.
 _WORDS = 1 << 16
 _TWOPI = 2.0 * math.pi
+# The per-word n-gram caches (``FastProfiles._extract``): a cache is emptied when it holds its
+# limit of words (words followed by a space; text-final words, one a text, have a smaller one),
+# and words longer than _CACHED_WORD_CHARS (0.5% of words in the shared data, seldom repeated)
+# are not kept. Full, they hold ~20 MB on real text and ~30 MB at worst.
+_CACHED_WORDS = 50_000
+_CACHED_FINAL_WORDS = 10_000
+_CACHED_WORD_CHARS = 20
 
 
 def _words(seed: int, count: int) -> np.ndarray:
@@ -131,6 +140,9 @@ class FastProfiles:
         self._lock = threading.Lock()
         self._stream: dict[int, np.ndarray | None] = {}
         self._normalized = _Normalized()
+        # Rows per normalised word (``_extract``): followed by a space, and last in the text.
+        self._spaced: dict[str, tuple[int, ...]] = {}
+        self._final: dict[str, tuple[int, ...]] = {}
 
     @classmethod
     def load(cls, directory: str | None = None) -> FastProfiles:
@@ -203,15 +215,61 @@ class FastProfiles:
     def _extract(self, text: str) -> list[int]:
         """Profile rows of the text's n-grams, as ``Detector._extract_ngrams`` finds them.
 
+        ``_extract_chars`` gives the same list; this memoises it per word. langdetect's state
+        machine (``NGram.add_char``) starts from the state a space leaves (buffer ``" "``, not
+        capital), and the character after any space resets to that state, so the rows are the
+        concatenation, over the normalised text split at ``" "``, of each word's own rows: the
+        word and the space after it, run from that state (the last word has no space after
+        it; a space after a space or at the start adds nothing, so empty pieces add nothing).
+        Only ``" "`` is special: normalisation maps every character to one character, ASCII
+        tabs, newlines, digits and punctuation (and general punctuation) to ``" "``, and the
+        state machine treats any other character, whitespace such as U+3000 included, alike.
+        """
+        pieces = text.translate(self._normalized).split(" ")
+        last = pieces.pop()
+        spaced = self._spaced
+        out: list[int] = []
+        for word in pieces:
+            rows = spaced.get(word)
+            if rows is None:
+                rows = self._word_rows(spaced, word, " ", _CACHED_WORDS)
+            out += rows
+        rows = self._final.get(last)
+        if rows is None:
+            rows = self._word_rows(self._final, last, "", _CACHED_FINAL_WORDS)
+        out += rows
+        return out
+
+    def _word_rows(
+        self, cache: dict[str, tuple[int, ...]], word: str, end: str, limit: int
+    ) -> tuple[int, ...]:
+        """The rows of ``word + end`` (normalised, no space inside ``word``), kept if short.
+
+        A full cache is emptied rather than trimmed: the dict's own get and set are safe under
+        concurrent callers, where evicting entries one by one would iterate it.
+        """
+        rows = tuple(self._ngram_rows(word + end))
+        if len(word) <= _CACHED_WORD_CHARS:
+            if len(cache) >= limit:
+                cache.clear()
+            cache[word] = rows
+        return rows
+
+    def _extract_chars(self, text: str) -> list[int]:
+        """``_extract`` one character at a time, without the per-word cache."""
+        return self._ngram_rows(text.translate(self._normalized))
+
+    def _ngram_rows(self, normalized: str) -> list[int]:
+        """Profile rows of the n-grams of already-normalised text.
+
         The same state machine as langdetect's ``NGram.add_char`` (a buffer of the last three
-        normalised characters, reset at spaces, skipped inside all-capital words), inlined,
-        with each character's normalisation memoised.
+        normalised characters, reset at spaces, skipped inside all-capital words), inlined.
         """
         row = self.row
         out: list[int] = []
         grams = " "
         capital = False
-        for ch in text.translate(self._normalized):
+        for ch in normalized:
             last = grams[-1]
             if last == " ":
                 grams = " "
