@@ -127,6 +127,8 @@ class TorchKernels:
 
     def slot_sums(self, index: np.ndarray, branch: int) -> np.ndarray:
         """One ``embedding_bag`` over the float32 table (shared with numpy, not copied)."""
+        if index.shape[0] < _MIN_ROWS:  # numpy only in the caller's thread (needs_workers)
+            return self._small.slot_sums(index, branch)
         with self._torch.inference_mode():
             y = self._bag(self._torch.from_numpy(index), self._slots[branch], mode="sum")
             out: np.ndarray = y.numpy()

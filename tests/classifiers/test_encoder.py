@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -311,10 +312,27 @@ def test_torch_backend_runs_only_tiny_calls_in_the_calling_thread() -> None:
         return real_map(fn, *iterables, **kwargs)
 
     enc._pool.map = counting_map  # type: ignore[method-assign]
-    enc.embed(["ok thanks"])  # under 32 token rows: numpy products, caller's thread
-    assert hops == []
-    enc.embed([" ".join(SAMPLE[:6])])  # torch products: in the workers
-    assert hops == [1]
+    kernels: Any = enc.kernels
+    torch_calls: list[str] = []
+    real_bag, real_padded = kernels._bag, kernels._padded
+
+    def bag(*args: Any, **kwargs: Any) -> Any:
+        torch_calls.append("bag")
+        return real_bag(*args, **kwargs)
+
+    def padded(*args: Any) -> Any:
+        torch_calls.append("product")
+        return real_padded(*args)
+
+    kernels._bag, kernels._padded = bag, padded
+    try:
+        enc.embed(["ok thanks"])  # under 32 token rows: numpy only, caller's thread
+        assert hops == [] and torch_calls == []
+        enc.embed([" ".join(SAMPLE[:6])])  # torch table sums and products: in the workers
+        assert hops == [1]
+        assert {"bag", "product"} <= set(torch_calls)
+    finally:
+        kernels._bag, kernels._padded = real_bag, real_padded
 
 
 def test_auto_backend_follows_native_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
