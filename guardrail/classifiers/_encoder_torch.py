@@ -2,10 +2,11 @@
 
 On a CPU with AVX512-BF16 or AMX, oneDNN's bfloat16 products run at about twice float32's
 rate (measured on this project's 2-core AMD EPYC box: 215 against 100 GFLOP/s a core), and
-the convolutions are ~95% of the encoder's arithmetic. Inputs and weights are rounded to
-bfloat16 (8 significant bits); products accumulate in float32. Everything around the products
-(layer norms, residuals, pooling, the head) stays float32 numpy, and so do products of
-fewer than 32 rows (a short prompt on its own), where torch's per-call cost is larger than
+the products are most of the encoder's time. Inputs and weights are rounded to bfloat16
+(8 significant bits); products accumulate in float32. The first convolutions' table sums are
+one ``embedding_bag`` each over the float32 tables (exact). Everything else (layer norms,
+residuals, pooling, the head) stays float32 numpy, and so does all of a micro-batch of fewer
+than 32 token rows (a short prompt on its own), where torch's per-call cost is larger than
 what bfloat16 saves. Embeddings keep a cosine above 0.9999 to the float32 reference (checked
 in the tests and ``benchmarks/encoder.py``).
 
