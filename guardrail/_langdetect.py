@@ -16,7 +16,8 @@ floating-point operations in the same order:
 * The normalising sum is Python's own ``sum`` over the list (numpy sums pairwise, and Python
   3.12 made ``sum`` of floats compensated: calling it keeps us equal on every version).
 
-Text cleaning is langdetect's own; n-gram extraction is its state machine inlined, with the
+Text cleaning is langdetect's, with regular expressions instead of its per-character loops;
+n-gram extraction is its state machine inlined, with the
 per-character normalisation memoised and, as the state resets at every space, the rows of each
 space-separated word memoised too. ``tests/unit/test_language.py`` checks equality with
 ``Detector.get_probabilities`` (and the n-grams with ``_extract_ngrams``) on a multilingual
@@ -30,6 +31,7 @@ import json
 import math
 import os
 import random
+import re
 import threading
 from typing import Any
 
@@ -100,6 +102,48 @@ class _Walk:
             if self.pos + size >= len(self.words):
                 return None
             size *= 4
+
+
+_SPACE_RUNS = re.compile(" {2,}")
+# langdetect's Latin, 'A' <= ch <= 'z' (brackets and all), as a table deleting it.
+_DROP_LATIN: dict[int, None] = dict.fromkeys(range(ord("A"), ord("z") + 1))
+
+
+def _non_latin() -> re.Pattern[str]:
+    """Characters ``Detector.cleaning_text`` counts as not Latin: from U+0300 on, but not the
+    Latin Extended Additional block where the installed langdetect's ``unicode_block`` gives
+    block names (langdetect 1.0.9's gives numbers, so no character is excluded there)."""
+    from langdetect.utils.unicode_block import unicode_block
+
+    if unicode_block("\u1e00") == "Latin Extended Additional":
+        return re.compile("[\u0300-\u1dff\u1f00-\U0010ffff]")
+    return re.compile("[\u0300-\U0010ffff]")
+
+
+_NON_LATIN: re.Pattern[str] | None = None
+
+
+def _cleaned(text: str, detector: Any) -> str:
+    """``detector.append(text)`` then ``detector.cleaning_text()``, as one string.
+
+    langdetect does both a character at a time in Python; the same steps with regular
+    expressions: URLs and e-mail addresses to spaces, Vietnamese normalised, cut to
+    ``max_text_length``, runs of spaces to one; then, where non-Latin characters are more than
+    twice the Latin ones, the Latin ones removed.
+    """
+    global _NON_LATIN
+    from langdetect.utils.ngram import NGram
+
+    text = detector.URL_RE.sub(" ", text)
+    text = detector.MAIL_RE.sub(" ", text)
+    text = NGram.normalize_vi(text)
+    text = _SPACE_RUNS.sub(" ", text[: detector.max_text_length])
+    if _NON_LATIN is None:
+        _NON_LATIN = _non_latin()
+    without_latin = text.translate(_DROP_LATIN)
+    latin = len(text) - len(without_latin)
+    non_latin = len(text) - len(_NON_LATIN.sub("", text))
+    return without_latin if 2 * latin < non_latin else text
 
 
 class _Normalized(dict[int, str]):
@@ -194,9 +238,7 @@ class FastProfiles:
         from langdetect.lang_detect_exception import ErrorCode, LangDetectException
 
         detector = self.factory.create()
-        detector.append(text)
-        detector.cleaning_text()
-        found_rows = self._extract(detector.text)
+        found_rows = self._extract(_cleaned(text, detector))
         if not found_rows:
             raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
         rows = np.array(found_rows, dtype=np.int64)

@@ -144,3 +144,27 @@ def test_probabilities_unchanged_versus_langdetect():
 
     for text in EDGE_CASES:
         assert _fast(text) == _langdetect_reference(text), text[:40]
+
+
+MIXED_SCRIPTS = [
+    "Привет hello мир",  # Latin kept: not outnumbered two to one
+    "Привет мир, как дела? ok",  # Latin removed
+    "中文 abc 中文中文中文中文",
+    "[brackets]^_` between A and z: Привет Привет Привет Привет",  # kept
+    "[x]^_` " + "Привет " * 10,  # removed, brackets and all
+    "a]b " * 10 + "Привет " * 10,  # ']' counts as Latin: kept
+    "ạạạạạạ ab",  # Latin Extended Additional
+    "x" * 9_990 + "   " + "Привет" * 20,  # the cut at max_text_length, then the space run
+    " " * 12_000,
+    "a\ud800b",  # a lone surrogate
+]
+
+
+def test_regex_cleaning_equals_langdetects_loops(profiles):
+    """``_cleaned`` (regular expressions) gives the text ``append`` + ``cleaning_text`` give."""
+    from guardrail._langdetect import _cleaned as regex_cleaned
+
+    texts = EDGE_CASES + MIXED_SCRIPTS + (_shared_texts() if DATA.is_dir() else [])
+    for text in texts:
+        detector = profiles.factory.create()
+        assert regex_cleaned(text, detector) == _cleaned(profiles, text), text[:60]
