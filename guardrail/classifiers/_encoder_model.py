@@ -38,9 +38,11 @@ _ORDERS = ((2, 0), (3, 1), (5, 2))
 _FREQUENT_IDS = 16384
 _SLOT_IDS = 8192  # ids with first-convolution slot rows (76% of tokens in our data, 80 MB)
 _PAD = 2  # zero rows around each sentence: the widest window reaches 2 tokens either side
-FLOPS_PER_TOKEN = 2 * (
-    EMB_DIM * 3 * _CNN_DIM + sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
-)
+# Multiply-adds (x2) a token costs: the three branches' input projections, and one layer of
+# the three branches' convolutions (each branch has two).
+_PROJECT_FLOPS = 2 * EMB_DIM * 3 * _CNN_DIM
+_CONV_LAYER_FLOPS = sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
+FLOPS_PER_TOKEN = _PROJECT_FLOPS + 2 * _CONV_LAYER_FLOPS
 FLOPS_PER_TEXT = 2 * (_FEAT_DIM * 512 + 2 * 512 * 320 + 320 * 320 + 2 * 320 * 512 + 512 * 512)
 
 
@@ -51,10 +53,9 @@ def product_flops(ids: np.ndarray) -> int:
     precomputed tables leave the projection to ids >= _FREQUENT_IDS and the first
     convolutions to ids >= _SLOT_IDS.
     """
-    conv = sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
     unslotted = int(np.count_nonzero(ids >= _SLOT_IDS))
     rare = int(np.count_nonzero(ids >= _FREQUENT_IDS))
-    return len(ids) * conv + unslotted * conv + rare * 2 * EMB_DIM * 3 * _CNN_DIM
+    return (len(ids) + unslotted) * _CONV_LAYER_FLOPS + rare * _PROJECT_FLOPS
 
 
 F32 = np.float32
@@ -138,7 +139,7 @@ def load_weights(path: str) -> Weights:
         table = np.zeros(((_SLOT_IDS + 1) * order, _CNN_DIM), dtype=F32)
         src = frequent[:, branch * _CNN_DIM : (branch + 1) * _CNN_DIM]
         for part in np.array_split(ids[:_SLOT_IDS], 4):
-            spread = src[part] @ first_w
+            spread = exact.spread(src[part], branch)
             table[part[0] * order : (part[-1] + 1) * order] = spread.reshape(-1, _CNN_DIM)
         slots.append(table)
     return replace(weights, frequent=frequent, slots=tuple(slots))

@@ -102,13 +102,9 @@ class TorchKernels:
         self._bag = torch.nn.functional.embedding_bag
 
     def project(self, emb: np.ndarray) -> np.ndarray:
-        rows = emb.shape[0]
-        if rows < _MIN_ROWS:
+        if emb.shape[0] < _MIN_ROWS:
             return self._small.project(emb)
-        with self._torch.inference_mode():
-            buf = self._padded(emb, _bucket(rows) - rows)
-            out: np.ndarray = (buf @ self._proj_w)[:rows].float().numpy()
-        return out
+        return self._times(emb, self._proj_w)
 
     def windowed(self, src: np.ndarray, branch: int) -> np.ndarray:
         order, left = _ORDERS[branch]
@@ -136,12 +132,16 @@ class TorchKernels:
         return out
 
     def spread(self, x: np.ndarray, branch: int) -> np.ndarray:
-        rows = x.shape[0]
-        if rows < _MIN_ROWS:
+        if x.shape[0] < _MIN_ROWS:
             return self._small.spread(x, branch)
+        return self._times(x, self._first[branch])
+
+    def _times(self, a: np.ndarray, weight: Any) -> np.ndarray:
+        """``a @ weight`` in bfloat16, float32 out (rows bucketed, see ``_padded``)."""
+        rows = a.shape[0]
         with self._torch.inference_mode():
-            buf = self._padded(x, _bucket(rows) - rows)
-            out: np.ndarray = (buf @ self._first[branch])[:rows].float().numpy()
+            buf = self._padded(a, _bucket(rows) - rows)
+            out: np.ndarray = (buf @ weight)[:rows].float().numpy()
         return out
 
     def _padded(self, a: np.ndarray, extra: int) -> Any:
