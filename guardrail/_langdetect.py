@@ -27,6 +27,7 @@ per-word extraction against the per-character one.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -109,6 +110,7 @@ _SPACE_RUNS = re.compile(" {2,}")
 _DROP_LATIN: dict[int, None] = dict.fromkeys(range(ord("A"), ord("z") + 1))
 
 
+@functools.lru_cache(maxsize=1)
 def _non_latin() -> re.Pattern[str]:
     """Characters ``Detector.cleaning_text`` counts as not Latin: from U+0300 on, but not the
     Latin Extended Additional block where the installed langdetect's ``unicode_block`` gives
@@ -120,9 +122,6 @@ def _non_latin() -> re.Pattern[str]:
     return re.compile("[\u0300-\U0010ffff]")
 
 
-_NON_LATIN: re.Pattern[str] | None = None
-
-
 def _cleaned(text: str, detector: Any) -> str:
     """``detector.append(text)`` then ``detector.cleaning_text()``, as one string.
 
@@ -131,18 +130,15 @@ def _cleaned(text: str, detector: Any) -> str:
     ``max_text_length``, runs of spaces to one; then, where non-Latin characters are more than
     twice the Latin ones, the Latin ones removed.
     """
-    global _NON_LATIN
     from langdetect.utils.ngram import NGram
 
     text = detector.URL_RE.sub(" ", text)
     text = detector.MAIL_RE.sub(" ", text)
     text = NGram.normalize_vi(text)
     text = _SPACE_RUNS.sub(" ", text[: detector.max_text_length])
-    if _NON_LATIN is None:
-        _NON_LATIN = _non_latin()
     without_latin = text.translate(_DROP_LATIN)
     latin = len(text) - len(without_latin)
-    non_latin = len(text) - len(_NON_LATIN.sub("", text))
+    non_latin = len(text) - len(_non_latin().sub("", text))
     return without_latin if 2 * latin < non_latin else text
 
 
