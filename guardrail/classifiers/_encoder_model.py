@@ -13,13 +13,13 @@ sum pooling, a feed-forward head), laid out for speed:
   convolution too: there the first convolution is a sum of table rows (a gather) instead of a
   matrix product. On our data the two tables skip about half of the model's multiply-adds.
 * The final layer norm's gain and bias are folded into the output projection.
-* The second convolutions run as Winograd minimal filtering over the token axis (``Winograd``):
-  per 8-row tile, 8 products by transformed weights give m = 8 - order + 1 windows, 2.2x fewer
-  multiply-adds over the three branches than one product per window and slot.
+* With ``NumpyKernels``, the second convolutions run as Winograd minimal filtering over the
+  token axis (``Winograd``): per 8-row tile, 8 products by transformed weights give 9 - order
+  windows, 2.2x fewer multiply-adds over the three branches than one product per window and
+  slot, in float32 to ~1e-6 of the products' scale.
 
 The token path's remaining matrix products (the rare ids' projection and first-convolution
-slots, the three second convolutions' tile products) and the table sums go through a
-``Kernels`` object:
+slots, the three second convolutions) and the table sums go through a ``Kernels`` object:
 ``NumpyKernels`` here (float32, exact), or ``guardrail.classifiers._encoder_torch.TorchKernels``
 (bfloat16 inputs, float32 accumulation) where torch is installed and the CPU has native bfloat16.
 """
