@@ -188,6 +188,8 @@ def weights_mb(encoder: Encoder) -> float:
             return value.nbytes
         if isinstance(value, tuple):
             return sum(map(nbytes, value))
+        if dataclasses.is_dataclass(value):  # (the Winograd forms)
+            return sum(nbytes(getattr(value, f.name)) for f in dataclasses.fields(value))
         return 0
 
     weights = encoder._load()[0]

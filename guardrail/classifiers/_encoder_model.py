@@ -48,11 +48,11 @@ _PAD = 2  # zero rows around each sentence: the widest window reaches 2 tokens e
 _PROJECT_FLOPS = 2 * EMB_DIM * 3 * _CNN_DIM
 _CONV_LAYER_FLOPS = sum(2 * n * _CNN_DIM * _CNN_DIM for n, _ in _ORDERS)
 FLOPS_PER_TOKEN = _PROJECT_FLOPS + 2 * _CONV_LAYER_FLOPS
+FLOPS_PER_TEXT = 2 * (_FEAT_DIM * 512 + 2 * 512 * 320 + 320 * 320 + 2 * 320 * 512 + 512 * 512)
 # Winograd tiles (see ``Winograd``) of 8 rows: these points and infinity, the standard set,
 # whose transforms have small coefficients. In float32 they lose ~1e-6 of the products' scale.
 _WINO_POINTS = (0, 1, -1, 2, -2, Fraction(1, 2), Fraction(-1, 2))
 _WINO_ROWS = len(_WINO_POINTS) + 1
-FLOPS_PER_TEXT = 2 * (_FEAT_DIM * 512 + 2 * 512 * 320 + 320 * 320 + 2 * 320 * 512 + 512 * 512)
 # The second convolutions' multiply-adds (x2) a token as Winograd tiles: 8 products of
 # 256 x 256 for every 9 - order windows (2.2x fewer than _CONV_LAYER_FLOPS).
 _WINOGRAD_FLOPS = sum(
