@@ -167,7 +167,7 @@ class Encoder:
             1024 tokens, and fewer where that gives every worker two of them).
         threads: worker threads over micro-batches; default min(2, available cores).
         backend: ``numpy`` (float32, the reference arithmetic), ``torch`` (bfloat16 products,
-            cosine > 0.9999 to numpy, about 1.3x faster on a CPU with native bfloat16) or
+            cosine > 0.9999 to numpy, 1.2-1.5x faster on a CPU with native bfloat16) or
             ``auto``: torch where it is installed and the CPU has native bfloat16, else numpy.
 
     Raises:

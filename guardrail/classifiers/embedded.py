@@ -87,7 +87,7 @@ class EmbeddedClassifier:
         encoder_backend: Backend | None = Field(
             None,
             description=(
-                "The encoder's arithmetic: numpy (float32), torch (bfloat16 products, ~1.3x "
+                "The encoder's arithmetic: numpy (float32), torch (bfloat16 products, 1.2-1.5x "
                 "faster where the CPU has native bfloat16, scores within ~0.001) or auto "
                 "(torch when installed and native, else numpy). None: the "
                 "GUARDRAIL_ENCODER_BACKEND environment variable, else auto."
