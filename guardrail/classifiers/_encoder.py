@@ -119,8 +119,6 @@ def resolve_backend(backend: str) -> Literal["numpy", "torch"]:
         ImportError: ``torch`` asked for and not installed.
     """
     checked_backend(backend)
-    from guardrail.classifiers._encoder_torch import bf16_supported
-
     if backend == "numpy":
         return "numpy"
     if backend == "torch":
@@ -132,6 +130,8 @@ def resolve_backend(backend: str) -> Literal["numpy", "torch"]:
                 name="torch",
             ) from e
         return "torch"
+    from guardrail.classifiers._encoder_torch import bf16_supported
+
     return "torch" if bf16_supported() else "numpy"
 
 

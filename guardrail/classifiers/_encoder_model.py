@@ -32,7 +32,7 @@ from fractions import Fraction
 from typing import Protocol
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 
 EMB_DIM = 512
 _CNN_DIM = 256
@@ -130,9 +130,7 @@ def winograd_inputs(src: np.ndarray, branch: int, wg: Winograd) -> np.ndarray:
     have = src[_PAD - left : _PAD - left + len(d)]
     d[: len(have)] = have
     step, col = d.strides
-    view = np.lib.stride_tricks.as_strided(
-        d, (tiles, _WINO_ROWS, _CNN_DIM), (wg.m * step, step, col), writeable=False
-    )
+    view = as_strided(d, (tiles, _WINO_ROWS, _CNN_DIM), (wg.m * step, step, col), writeable=False)
     return np.tensordot(wg.input_t, view, axes=([1], [1]))
 
 
@@ -288,9 +286,6 @@ class Kernels(Protocol):
     def windowed(self, src: np.ndarray, branch: int) -> np.ndarray:
         """A branch's second convolution before its bias: its windows over ``src`` times its weight.
 
-        (Computed as Winograd tiles, ``winograd_inputs`` and ``winograd_outputs`` around
-        ``Weights.second``'s products.)
-
         ``src`` is (rows, 256) with ``_PAD`` zero-padded rows at each end; the result is
         (rows - 2 * _PAD, 256) float32, row t for ``src[_PAD + t]``.
         """
@@ -327,6 +322,8 @@ class NumpyKernels:
         return x
 
     def windowed(self, src: np.ndarray, branch: int) -> np.ndarray:
+        """As Winograd tiles: ``winograd_inputs`` and ``winograd_outputs`` around the products
+        by ``Weights.second``'s transformed weights."""
         wg = self._w.second[branch]
         products = np.matmul(winograd_inputs(src, branch, wg), wg.weight)
         return winograd_outputs(products, wg, src.shape[0] - 2 * _PAD)
