@@ -88,7 +88,7 @@ class EmbeddedClassifier:
             None,
             description=(
                 "The encoder's arithmetic: numpy (float32), torch (bfloat16 products, 1.2-1.5x "
-                "faster where the CPU has native bfloat16, scores within ~0.001) or auto "
+                "faster where the CPU has native bfloat16, scores within 0.01 of numpy's) or auto "
                 "(torch when installed and native, else numpy). None: the "
                 "GUARDRAIL_ENCODER_BACKEND environment variable, else auto."
             ),
