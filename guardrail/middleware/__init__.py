@@ -31,11 +31,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from guardrail._middleware_calls import moderated
-from guardrail._middleware_context import Context, WrapOptions
-from guardrail._middleware_objects import GuardReport
-from guardrail._middleware_protect import protect_function
-from guardrail._middleware_texts import UnguardedCallError
+from guardrail.middleware._calls import moderated
+from guardrail.middleware._context import Context, WrapOptions
+from guardrail.middleware._objects import GuardReport
+from guardrail.middleware._protect import protect_function
+from guardrail.middleware._texts import UnguardedCallError
 
 if TYPE_CHECKING:
     from guardrail.guard import Guard

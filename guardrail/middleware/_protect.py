@@ -13,10 +13,10 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from guardrail._middleware_context import Context
-from guardrail._middleware_objects import GuardReport
-from guardrail._middleware_texts import Extracted, Piece
 from guardrail.errors import ContentBlocked
+from guardrail.middleware._context import Context
+from guardrail.middleware._objects import GuardReport
+from guardrail.middleware._texts import Extracted, Piece
 from guardrail.streaming import StreamStep
 
 __all__ = ["protect_function"]

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from guardrail._middleware_objects import GuardReport
-from guardrail._middleware_texts import Extracted, Piece
 from guardrail.errors import ConfigError, ContentBlocked
+from guardrail.middleware._objects import GuardReport
+from guardrail.middleware._texts import Extracted, Piece
 from guardrail.streaming import StreamModerator
 from guardrail.types import Role, Sample, Verdict
 

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from guardrail._middleware_texts import get
 from guardrail.errors import GuardrailError
+from guardrail.middleware._texts import get
 from guardrail.types import Action, Verdict
 
 __all__ = ["GuardReport", "attach", "replace"]

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from guardrail._middleware_context import Context
-from guardrail._middleware_objects import GuardReport, replace, response_incomplete_event
-from guardrail._middleware_texts import get
+from guardrail.middleware._context import Context
+from guardrail.middleware._objects import GuardReport, replace, response_incomplete_event
+from guardrail.middleware._texts import get
 from guardrail.streaming import StreamModerator, StreamStep
 
 __all__ = ["async_events", "sync_events"]

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from guardrail import _middleware_objects as objects
-from guardrail import _middleware_texts as texts
-from guardrail._middleware_context import Context
-from guardrail._middleware_objects import GuardReport, attach, replace
-from guardrail._middleware_stream import guard_stream, refusal_stream
-from guardrail._middleware_texts import Extracted, UnguardedCallError, get
+from guardrail.middleware import _objects as objects
+from guardrail.middleware import _texts as texts
+from guardrail.middleware._context import Context
+from guardrail.middleware._objects import GuardReport, attach, replace
+from guardrail.middleware._stream import guard_stream, refusal_stream
+from guardrail.middleware._texts import Extracted, UnguardedCallError, get
 from guardrail.types import Verdict
 
 __all__ = ["moderated"]

@@ -12,16 +12,16 @@ import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from guardrail._middleware_context import Context
-from guardrail._middleware_objects import (
+from guardrail.middleware._context import Context
+from guardrail.middleware._objects import (
     GuardReport,
     attach,
     end_chat_choice,
     end_completion_choice,
     replace,
 )
-from guardrail._middleware_responses import async_events, sync_events
-from guardrail._middleware_texts import get
+from guardrail.middleware._responses import async_events, sync_events
+from guardrail.middleware._texts import get
 from guardrail.streaming import StreamModerator, StreamStep
 from guardrail.types import Verdict
 
