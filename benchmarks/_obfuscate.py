@@ -1,6 +1,6 @@
 """Obfuscated variants of prompts, for ``benchmarks/robustness.py``.
 
-Written independently of ``guardrail.normalize``: its character tables are its own (and
+Written independently of ``guardrail.views.normalize``: its character tables are its own (and
 deliberately not the same as the normaliser's), so the benchmark measures how far the views
 generalise rather than whether they undo their own tables. Every function takes a seeded
 ``random.Random`` so variants are reproducible.

@@ -2,7 +2,7 @@
 
 Takes the unsafe prompts of the dev split of ``../shared/data`` (a fixed-seed sample per data
 set), makes obfuscated variants of each kind with ``benchmarks/_obfuscate.py`` (its own
-character tables, written independently of ``guardrail.normalize``), and reports recall per
+character tables, written independently of ``guardrail.views.normalize``), and reports recall per
 kind against the clean recall on the same prompts, with the views on and off; the
 false-positive rate on benign dev text (prompts and responses) with the views on and off; and
 the time the views add to checking benign text.

@@ -63,7 +63,7 @@ def evaluate(
         role: prompt or response (thresholds and categories differ).
         text: the text, for block- and allow-list matching (lists are skipped when None).
         notes: remarks to carry into the verdict.
-        views: normalised views of the text (``guardrail.normalize``); the block-list is
+        views: normalised views of the text (``guardrail.views.normalize``); the block-list is
             matched against them too, the allow-list only against the text itself.
 
     Returns:

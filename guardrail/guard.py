@@ -17,10 +17,10 @@ from guardrail.classifiers.base import Classifier
 from guardrail.engine import error_verdict, evaluate
 from guardrail.errors import ClassifierError, ClassifierTimeout
 from guardrail.language import UNDETERMINED, detect_language, normalize_language
-from guardrail.normalize import is_view_label, scoring_notes, view_samples
 from guardrail.policy import Policy, load_policy
 from guardrail.registry import create_classifier
 from guardrail.types import Action, Role, Sample, ScoreSet, Verdict
+from guardrail.views.normalize import is_view_label, scoring_notes, view_samples
 
 __all__ = ["Guard"]
 

@@ -31,9 +31,9 @@ from guardrail._resources import (
 )
 from guardrail.errors import ConfigError, UnknownClassifierError
 from guardrail.language import normalize_language
-from guardrail.normalize import Normalization
 from guardrail.taxonomy import Category, Taxonomy, load_taxonomy
 from guardrail.types import Role
+from guardrail.views.normalize import Normalization
 
 __all__ = [
     "ClassifierSpec",

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guardrail import Action, ConfigError, Guard, Policy, load_policy
-from guardrail.normalize import (
+from guardrail.testing import FakeClassifier
+from guardrail.views.normalize import (
     fold_confusables,
     join_spaced_letters,
     nfkc,
@@ -20,7 +21,6 @@ from guardrail.normalize import (
     text_views,
     undo_leetspeak,
 )
-from guardrail.testing import FakeClassifier
 from tests.conftest import POLICIES
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

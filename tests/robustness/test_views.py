@@ -8,7 +8,9 @@ import pytest
 
 from guardrail import Action, Guard, load_policy
 from guardrail.language import detect_language
-from guardrail.normalize import (
+from guardrail.testing import FakeClassifier
+from guardrail.types import ScoreSet
+from guardrail.views.normalize import (
     Normalization,
     fold_confusables,
     join_spaced_letters,
@@ -18,8 +20,6 @@ from guardrail.normalize import (
     text_views,
     undo_leetspeak,
 )
-from guardrail.testing import FakeClassifier
-from guardrail.types import ScoreSet
 from tests.conftest import POLICIES
 
 

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
-from guardrail._views_tables import FUNCTION_WORD_LANGUAGE, FUNCTION_WORDS
+from guardrail.views._tables import FUNCTION_WORD_LANGUAGE, FUNCTION_WORDS
 
 _SENTENCE = re.compile(r"[^.!?。！？؟।\n]+[.!?。！？؟।]*")
 _LETTER = re.compile(r"[^\W\d_]")

@@ -10,7 +10,7 @@ import unicodedata
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from guardrail._views_tables import COMMON_WORDS
+from guardrail.views._tables import COMMON_WORDS
 
 # At most this many payloads are decoded per text and kind (bounded work on hostile input).
 MAX_PAYLOADS = 8

@@ -1,4 +1,4 @@
-"""Character tables for the normalisation views (``guardrail.normalize``).
+"""Character tables for the normalisation views (``guardrail.views.normalize``).
 
 Kept apart from the view logic so the tables can grow without crowding the code. The benchmark's
 obfuscation generator (``benchmarks/_obfuscate.py``) has its own tables on purpose: a generator

@@ -37,12 +37,12 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail import _views_tables as tables
-from guardrail._views_decode import decode_base64, decode_hex, decode_rot13, decode_url
-from guardrail._views_parts import language_parts
-from guardrail._views_unicode import fold_confusables, nfkc, strip_invisible
 from guardrail.language import UNDETERMINED, detect_language
 from guardrail.types import Sample
+from guardrail.views import _tables as tables
+from guardrail.views._decode import decode_base64, decode_hex, decode_rot13, decode_url
+from guardrail.views._parts import language_parts
+from guardrail.views._unicode import fold_confusables, nfkc, strip_invisible
 
 __all__ = [
     "Normalization",

@@ -1,12 +1,12 @@
-"""Unicode views: NFKC, invisible characters, look-alike letters (see ``guardrail.normalize``)."""
+"""Unicode views: NFKC, invisible characters, look-alike letters (see ``normalize``)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
-from guardrail import _views_tables as tables
-from guardrail._views_parts import script_of
+from guardrail.views import _tables as tables
+from guardrail.views._parts import script_of
 
 _script = script_of
 
