@@ -16,9 +16,9 @@ import numpy as np
 from _accuracy_metrics import metrics
 
 from guardrail._data import Row
-from guardrail.classifiers._embedding import EmbeddingCache, encoder_tag, get_text_encoder
-from guardrail.classifiers._head import features
-from guardrail.classifiers._train import TrainConfig, fit_calibrated
+from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
+from guardrail.classifiers.embedded._head import features
+from guardrail.classifiers.embedded._train import TrainConfig, fit_calibrated
 
 MHC_LANGUAGES = ("ar", "de", "es", "fr", "hi", "it", "nl", "pl", "pt", "zh")
 # The encoder's languages; hi is the one mhc language it was not trained on.

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from guardrail._data import Row
-from guardrail.classifiers._labels import unsafe_unknown
+from guardrail.classifiers.embedded._labels import unsafe_unknown
 
 # Sets whose rows are all unsafe, by design: scored mixed with hard negatives.
 UNSAFE_ONLY = ("advbench", "harmbench", "jbb_artifacts", "simplesafetytests")

@@ -43,7 +43,7 @@ from _accuracy_metrics import (
 
 from guardrail import Guard
 from guardrail._data import Row, ci_slice, group_by, load_rows, split_rows
-from guardrail.classifiers._labels import CATEGORY_HEADS, targets
+from guardrail.classifiers.embedded._labels import CATEGORY_HEADS, targets
 from guardrail.types import Action, Role, Verdict
 
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"

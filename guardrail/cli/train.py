@@ -40,12 +40,12 @@ def train(data_dir: Path, out_dir: Path, cache_dir: Path, seed: int, quiet: bool
     """Train the embedded classifier's head on the train split of --data.
 
     The dev split is never used. With the defaults this rebuilds the shipped head
-    (guardrail/classifiers/data) number for number.
+    (guardrail/classifiers/embedded/data) number for number.
     """
     from dataclasses import replace
 
-    from guardrail.classifiers._train import TrainConfig
-    from guardrail.classifiers._train import train as run_training
+    from guardrail.classifiers.embedded._train import TrainConfig
+    from guardrail.classifiers.embedded._train import train as run_training
 
     if not data_dir.is_dir():
         fail(f"data folder {data_dir} does not exist")

@@ -11,9 +11,9 @@ import pytest
 
 from guardrail import Guard, load_policy
 from guardrail._data import ci_slice, dev_split, load_rows, normalise_text, split_of, split_rows
-from guardrail.classifiers._head import load_head
-from guardrail.classifiers._labels import CATEGORY_HEADS, HEADS, targets
 from guardrail.classifiers.embedded import EmbeddedClassifier, default_head_dir
+from guardrail.classifiers.embedded._head import load_head
+from guardrail.classifiers.embedded._labels import CATEGORY_HEADS, HEADS, targets
 from guardrail.errors import ConfigError
 from guardrail.registry import create_classifier, get_classifier_factory
 from guardrail.types import Action, Role, Sample
@@ -46,7 +46,7 @@ def test_encoder_backend_option(monkeypatch):
     with pytest.raises(ValueError, match="encoder_backend"):
         EmbeddedClassifier.Options.model_validate({"encoder_backend": "gpu"})
     from guardrail.classifiers import embedded
-    from guardrail.classifiers._embedding import encoder_tag, get_text_encoder
+    from guardrail.classifiers.embedded._embedding import encoder_tag, get_text_encoder
 
     asked: list[str | None] = []
 

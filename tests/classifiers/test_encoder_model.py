@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from guardrail.classifiers._encoder_model import (
+from guardrail.classifiers.embedded._model import (
     _CNN_DIM,
     _ORDERS,
     _PAD,

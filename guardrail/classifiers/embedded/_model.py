@@ -20,7 +20,7 @@ sum pooling, a feed-forward head), laid out for speed:
 
 The token path's remaining matrix products (the rare ids' projection and first-convolution
 slots, the three second convolutions) and the table sums go through a ``Kernels`` object:
-``NumpyKernels`` here (float32, exact), or ``guardrail.classifiers._encoder_torch.TorchKernels``
+``NumpyKernels`` here (float32, exact), or ``guardrail.classifiers.embedded._torch.TorchKernels``
 (bfloat16 inputs, float32 accumulation) where torch is installed and the CPU has native bfloat16.
 """
 
@@ -348,7 +348,7 @@ class NumpyKernels:
         return threads
 
     def thread_setup(self) -> None:
-        """Nothing: numpy's BLAS is held to one thread by the encoder (``_encoder_blas``)."""
+        """Nothing: numpy's BLAS is held to one thread by the encoder (``_blas``)."""
 
 
 def inner_rows(seqs: Sequence[Sequence[int]]) -> int:

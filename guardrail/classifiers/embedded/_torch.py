@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from guardrail.classifiers._encoder_model import _CNN_DIM, _ORDERS, _PAD, NumpyKernels, Weights
+from guardrail.classifiers.embedded._model import _CNN_DIM, _ORDERS, _PAD, NumpyKernels, Weights
 
 __all__ = ["TorchKernels", "bf16_supported"]
 
@@ -81,7 +81,7 @@ def _omp_set_num_threads(torch: Any) -> Any:
 
 
 class TorchKernels:
-    """bfloat16 products for ``_encoder_model.pool`` (see the module docstring)."""
+    """bfloat16 products for ``_model.pool`` (see the module docstring)."""
 
     name = "torch-bf16"
     # The second convolutions stay one product per window and slot: as Winograd tiles (numpy's

