@@ -95,7 +95,7 @@ def bench_sequence(tmp: Path, texts: list[str], n: int) -> list[dict[str, Any]]:
     import torch
     import transformers as tf
 
-    from guardrail.classifiers.hf_sequence import HFSequenceClassifier
+    from guardrail.classifiers.hub.hf_sequence import HFSequenceClassifier
     from guardrail.taxonomy import load_taxonomy
     from guardrail.types import Sample
 
@@ -161,7 +161,7 @@ def _save_generative(path: Path) -> Path:
 
 
 def _generative(path: Path, bs: int, quantization: str = "none") -> Any:
-    from guardrail.classifiers.hf_generative import HFGenerativeClassifier
+    from guardrail.classifiers.hub.hf_generative import HFGenerativeClassifier
     from guardrail.taxonomy import load_taxonomy
 
     opts = HFGenerativeClassifier.Options(
@@ -214,7 +214,7 @@ def bench_generative(path: Path, texts: list[str], quick: bool) -> list[dict[str
 
 
 def bench_quantization(path: Path, texts: list[str], quick: bool) -> list[dict[str, Any]]:
-    from guardrail.classifiers import _hf_loading
+    from guardrail.classifiers.hub import _loading as _hf_loading
     from guardrail.types import Sample
 
     n = 8 if quick else 16
@@ -271,7 +271,7 @@ def _server() -> tuple[ThreadingHTTPServer, str]:
 def bench_openai(texts: list[str], n: int) -> list[dict[str, Any]]:
     from concurrent.futures import ThreadPoolExecutor
 
-    from guardrail.classifiers.openai_guard import OpenAIGuardClassifier
+    from guardrail.classifiers.hub.openai_guard import OpenAIGuardClassifier
     from guardrail.taxonomy import load_taxonomy
     from guardrail.types import Sample
 

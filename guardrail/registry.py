@@ -44,9 +44,9 @@ _BUILTIN_MODULES = {
     "rules": "guardrail.classifiers.rules",
     "fake": "guardrail.testing",
     "embedded": "guardrail.classifiers.embedded",
-    "hf-sequence": "guardrail.classifiers.hf_sequence",
-    "hf-generative": "guardrail.classifiers.hf_generative",
-    "openai-guard": "guardrail.classifiers.openai_guard",
+    "hf-sequence": "guardrail.classifiers.hub.hf_sequence",
+    "hf-generative": "guardrail.classifiers.hub.hf_generative",
+    "openai-guard": "guardrail.classifiers.hub.openai_guard",
     "cascade": "guardrail.classifiers.cascade",
 }
 

@@ -17,8 +17,8 @@ pytest.importorskip("torch")
 from tiny_models import CHATML, chain, save_decoder, save_llama4_guard
 
 from guardrail import Guard, load_policy
-from guardrail.classifiers import _hf_loading
-from guardrail.classifiers.hf_generative import HFGenerativeClassifier
+from guardrail.classifiers.hub import _loading as _hf_loading
+from guardrail.classifiers.hub.hf_generative import HFGenerativeClassifier
 from guardrail.errors import ClassifierError
 from guardrail.taxonomy import load_taxonomy
 from guardrail.types import Role, Sample

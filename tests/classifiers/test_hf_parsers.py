@@ -7,29 +7,29 @@ import typing
 
 import pytest
 
-from guardrail.classifiers._families import (
+from guardrail.classifiers.hub._families import (
     UNSAFE,
     YES_NO,
     Decision,
     decision_probability,
     token_class,
 )
-from guardrail.classifiers._families_guards import (
+from guardrail.classifiers.hub._guards import (
     POLYGUARD_SYSTEM,
     WILDGUARD_TEMPLATE,
     PolyGuard,
     Qwen3Guard,
     WildGuard,
 )
-from guardrail.classifiers._families_llama import LlamaGuard
-from guardrail.classifiers._families_select import (
+from guardrail.classifiers.hub._llama import LlamaGuard
+from guardrail.classifiers.hub._select import (
     FamilyName,
     FamilyOptions,
     Generation,
     build_family,
     read_call,
 )
-from guardrail.classifiers._families_shieldgemma import ShieldGemma
+from guardrail.classifiers.hub._shieldgemma import ShieldGemma
 from guardrail.errors import ClassifierError, ConfigError
 from guardrail.taxonomy import Category, load_taxonomy
 from guardrail.types import Role, Sample

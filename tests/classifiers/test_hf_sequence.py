@@ -11,7 +11,7 @@ pytest.importorskip("torch")
 from tiny_models import WORDS, save_encoder
 
 from guardrail import Guard, load_policy
-from guardrail.classifiers.hf_sequence import HFSequenceClassifier
+from guardrail.classifiers.hub.hf_sequence import HFSequenceClassifier
 from guardrail.errors import ConfigError
 from guardrail.taxonomy import load_taxonomy
 from guardrail.types import Role, Sample

@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("httpx")
 
-from guardrail.classifiers.openai_guard import OpenAIGuardClassifier
+from guardrail.classifiers.hub.openai_guard import OpenAIGuardClassifier
 from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError
 from guardrail.taxonomy import load_taxonomy
 from guardrail.types import Role, Sample

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cached_property
 
-from guardrail.classifiers._families import (
+from guardrail.classifiers.hub._families import (
     REFUSAL,
     UNSAFE,
     YES_NO,

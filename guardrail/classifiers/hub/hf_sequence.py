@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from guardrail.classifiers._hf_loading import HFLoadOptions, input_device, load
+from guardrail.classifiers.hub._loading import HFLoadOptions, input_device, load
 from guardrail.errors import ClassifierError, ConfigError
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy

@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from guardrail.classifiers._families import Call
-from guardrail.classifiers._families_select import (
+from guardrail.classifiers.hub._families import Call
+from guardrail.classifiers.hub._select import (
     FamilyOptions,
     Generation,
     build_family,

@@ -13,17 +13,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.classifiers._families import (
+from guardrail.classifiers.hub._families import (
     Call,
     CallResult,
     Family,
     decision_probability,
     label_value,
 )
-from guardrail.classifiers._families_guards import PolyGuard, Qwen3Guard, WildGuard
-from guardrail.classifiers._families_llama import LlamaGuard
-from guardrail.classifiers._families_shieldgemma import ShieldGemma
-from guardrail.classifiers._hf_taxonomy import Translate, translator
+from guardrail.classifiers.hub._guards import PolyGuard, Qwen3Guard, WildGuard
+from guardrail.classifiers.hub._llama import LlamaGuard
+from guardrail.classifiers.hub._shieldgemma import ShieldGemma
+from guardrail.classifiers.hub._taxonomy import Translate, translator
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Role, Sample, ScoreSet
 

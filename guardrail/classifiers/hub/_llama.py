@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from guardrail.classifiers._families import (
+from guardrail.classifiers.hub._families import (
     UNSAFE,
     Call,
     CallResult,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from guardrail.classifiers._families import (
+from guardrail.classifiers.hub._families import (
     UNSAFE,
     YES_NO,
     Call,

@@ -1,7 +1,7 @@
 """``hf-generative``: guard LLMs that answer in text, run locally with transformers.
 
 Families: PolyGuard, Llama Guard 3 and 4, Qwen3Guard-Gen, WildGuard, ShieldGemma. Each has its
-prompt template and answer parser (``guardrail.classifiers._families*``). Scores are the model's
+prompt template and answer parser (``guardrail.classifiers.hub._families*``). Scores are the model's
 probabilities at the answer tokens (e.g. P(unsafe) against P(safe)), the parsed categories become
 per-category scores mapped into the policy's taxonomy, and responses get a refusal score where
 the family gives one. An answer that is not in the family's format raises ``ClassifierError``
@@ -14,15 +14,15 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from guardrail.classifiers._families_select import (
+from guardrail.classifiers.hub._generate import candidate_tokens, generate, render
+from guardrail.classifiers.hub._loading import HFLoadOptions, load
+from guardrail.classifiers.hub._select import (
     FamilyOptions,
     Generation,
     build_family,
     category_translator,
     score_jobs,
 )
-from guardrail.classifiers._hf_generate import candidate_tokens, generate, render
-from guardrail.classifiers._hf_loading import HFLoadOptions, load
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Role, Sample, ScoreSet

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from guardrail.classifiers._families import Call, Decision
-from guardrail.classifiers._families_select import Generation
-from guardrail.classifiers._hf_loading import LoadedModel, input_device
+from guardrail.classifiers.hub._families import Call, Decision
+from guardrail.classifiers.hub._loading import LoadedModel, input_device
+from guardrail.classifiers.hub._select import Generation
 from guardrail.errors import ClassifierError
 
 
