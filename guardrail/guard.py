@@ -98,6 +98,8 @@ class Guard:
 
         See ``guardrail.middleware.wrap`` for the options.
         """
+        # Upward on purpose: middleware sits above guard; this convenience only delegates, at
+        # call time (the one exception the import-linter layers contract allows).
         from guardrail import middleware
 
         return middleware.wrap(self, client, **options)
@@ -107,7 +109,7 @@ class Guard:
 
         See ``guardrail.middleware.protect`` for the options.
         """
-        from guardrail import middleware
+        from guardrail import middleware  # upward on purpose, at call time: see ``wrap``
 
         return middleware.protect(self, fn, **options)
 

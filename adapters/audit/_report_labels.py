@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import _svg
+from ._html import table
 from .metrics import Counts, ScoreHist
 from .stats import AuditStats
 
@@ -17,8 +18,6 @@ MIN_ROWS = 5
 
 def labels_section(stats: AuditStats) -> str:
     """Precision / recall / F1 of the policy's decisions, a confusion table and PR curves."""
-    from .report import table
-
     head = ["group", "rows", "precision", "recall", "F1", "FPR", "PR-AUC"]
     overall = [_metric_row("all", stats.decision, stats.overall)]
     by_lang = [
@@ -54,8 +53,6 @@ def labels_section(stats: AuditStats) -> str:
 
 
 def _category_part(head: list[str], rows: list[list[Any]], stats: AuditStats) -> str:
-    from .report import table
-
     return (
         "<div class='grid'><div><h3>By category</h3>"
         + table(head, rows)

@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from guardrail.errors import ConfigError
 from guardrail.guard import Guard
 from guardrail.policy import Policy
 
+from .config import AuditConfig, AuditSummary
 from .fields import FieldSpec, prepare
 from .readers import Format, Record
 from .scoring import score_batch
 from .writer import CommitBuffer, ResultWriter, output_schema
-
-if TYPE_CHECKING:
-    from .runner import AuditConfig, AuditSummary
 
 __all__ = ["RayScorer", "run_ray"]
 
@@ -79,8 +77,6 @@ def _init_ray() -> Any:
 
 def run_ray(config: AuditConfig, policy: Policy, writer: ResultWriter, fmt: Format) -> AuditSummary:
     """Score the input with Ray Data and write it through ``writer``."""
-    from .runner import AuditSummary
-
     ray = _init_ray()
     started = time.perf_counter()
     resumed_from = writer.rows_done

@@ -7,12 +7,12 @@ can be attached to a ticket as it is.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from . import _svg
+from ._html import table
 from ._report_labels import labels_section
 from .fields import FieldSpec, prepare
 from .readers import Format, iter_records
@@ -114,25 +114,6 @@ def render_report(
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{escape(title)}</h1>" + "".join(sections) + "</body></html>\n"
     )
-
-
-def table(header: list[str], rows: Iterable[list[Any]]) -> str:
-    """An HTML table; numbers are right-aligned and floats shown with 3 decimals."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for v in row:
-            if isinstance(v, float):
-                cells.append(f'<td class="num">{v:.3f}</td>')
-            elif isinstance(v, int):
-                cells.append(f'<td class="num">{v:,}</td>')
-            elif v is None:
-                cells.append('<td class="num">–</td>')
-            else:
-                cells.append(f"<td>{escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _meta_section(stats: AuditStats, meta: dict[str, Any]) -> str:

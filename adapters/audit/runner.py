@@ -4,112 +4,21 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from guardrail.errors import ConfigError
 from guardrail.guard import Guard
 from guardrail.policy import Policy, load_policy
 
-from .fields import FieldSpec, check_columns, check_label_map, prepare
+from .config import AuditConfig, AuditSummary
+from .fields import check_columns, check_label_map, prepare
+from .ray_runner import run_ray
 from .readers import Format, count_rows, detect_format, iter_records
 from .scoring import score_batch
 from .writer import CommitBuffer, ResultWriter
 
 __all__ = ["AuditConfig", "AuditSummary", "open_writer", "run_audit"]
-
-
-@dataclass(frozen=True, slots=True)
-class AuditConfig:
-    """Everything one audit run needs.
-
-    Attributes:
-        input: the input file, or the folder of a dataset saved with ``save_to_disk``.
-        out: the output file (``.parquet`` or ``.jsonl``).
-        fields: which columns mean what.
-        policy: a built-in policy name, a policy YAML path, or a ``Policy``.
-        input_format: ``jsonl``, ``csv``, ``parquet`` or ``hf`` (from the suffix when None).
-        batch_size: rows per ``check_many`` call.
-        commit_rows: commit a part at least every this many rows.
-        commit_s: and at least this often (seconds), so a crash loses little work.
-        overwrite: discard an existing output or unfinished run.
-        progress: show a progress bar on standard error.
-        engine: ``local`` or ``ray``.
-        ray_workers: number of Ray scoring actors (``ray`` engine).
-    """
-
-    input: Path
-    out: Path
-    fields: FieldSpec = field(default_factory=FieldSpec)
-    policy: str | Path | Policy = "default"
-    input_format: str | None = None
-    batch_size: int = 64
-    commit_rows: int = 10_000
-    commit_s: float = 5.0
-    overwrite: bool = False
-    progress: bool = True
-    engine: Literal["local", "ray"] = "local"
-    ray_workers: int = 1
-
-
-@dataclass(frozen=True, slots=True)
-class AuditSummary:
-    """What a run did."""
-
-    out: Path
-    rows: int
-    rows_this_run: int
-    errors: int
-    resumed_from: int
-    elapsed_s: float
-    policy: str
-    classifier: str
-    engine: str
-
-    @classmethod
-    def of(
-        cls,
-        writer: ResultWriter,
-        config: AuditConfig,
-        policy: Policy,
-        resumed_from: int,
-        errors: int,
-        started: float,
-        engine: str,
-    ) -> AuditSummary:
-        """The summary of a finished run (``started`` is a ``perf_counter`` reading)."""
-        return cls(
-            out=config.out,
-            rows=writer.rows_done,
-            rows_this_run=writer.rows_done - resumed_from,
-            errors=errors,
-            resumed_from=resumed_from,
-            elapsed_s=time.perf_counter() - started,
-            policy=policy.name,
-            classifier=policy.classifier.name,
-            engine=engine,
-        )
-
-    @property
-    def rows_per_s(self) -> float:
-        """Rows scored per second by this process."""
-        return self.rows_this_run / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-friendly form (for the report's metadata)."""
-        return {
-            "out": str(self.out),
-            "rows": self.rows,
-            "rows_this_run": self.rows_this_run,
-            "errors_this_run": self.errors,
-            "resumed_from": self.resumed_from,
-            "elapsed_s": round(self.elapsed_s, 3),
-            "rows_per_s": round(self.rows_per_s, 1),
-            "policy": self.policy,
-            "classifier": self.classifier,
-            "engine": self.engine,
-        }
 
 
 def resolve_policy(policy: str | Path | Policy) -> Policy:
@@ -166,8 +75,6 @@ def run_audit(config: AuditConfig, *, guard: Guard | None = None) -> AuditSummar
     policy = guard.policy if guard is not None else resolve_policy(config.policy)
     writer, fmt = open_writer(config, policy)
     if config.engine == "ray":
-        from .ray_runner import run_ray
-
         return run_ray(config, policy, writer, fmt)
     guard = guard or Guard(policy)
     started = time.perf_counter()

@@ -7,8 +7,6 @@ refusal with ``finish_reason: "content_filter"``); streams go through ``stream.p
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -18,8 +16,10 @@ from guardrail.types import Role
 
 from .body import parse_body
 from .errors import ProxyHTTPError
+from .forwarding import Prepared, dumps, json_object, upstream_error
 from .schemas import ChatCompletionRequest, CompletionRequest
-from .service import Checked, ProxyService, RequestContext, guardrail_field
+from .service import Checked, ProxyService, guardrail_field
+from .stream import stream_response
 from .text import (
     chat_choice_text,
     chat_prompt,
@@ -27,21 +27,8 @@ from .text import (
     completion_prompts,
     last_user_text,
 )
-from .upstream import UpstreamReply
 
 __all__ = ["Prepared", "handle_chat", "handle_completions", "prepare", "upstream_error"]
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A checked request, ready to forward."""
-
-    ctx: RequestContext
-    body: bytes
-    headers: dict[str, str]
-    chat: bool
-    stream: bool
-    context: str | None
 
 
 async def prepare(service: ProxyService, request: Request, route: str, *, chat: bool) -> Prepared:
@@ -82,14 +69,12 @@ async def handle_completions(service: ProxyService, request: Request) -> Respons
 
 async def _forward(service: ProxyService, prepared: Prepared, path: str) -> Response:
     if prepared.stream:
-        from .stream import stream_response
-
         return await stream_response(service, prepared, path)
     ctx = prepared.ctx
     reply = await service.post(ctx, path, prepared.headers, prepared.body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
-    payload = _json_object(reply.content)
+    payload = json_object(reply.content)
     choices = payload.get("choices")
     if not isinstance(choices, list):
         raise ProxyHTTPError(
@@ -107,7 +92,7 @@ async def _forward(service: ProxyService, prepared: Prepared, path: str) -> Resp
     refusal = ctx.guard.policy.refusal_message
     payload["choices"] = _refuse(choices, checked, refusal, chat=prepared.chat)
     payload["guardrail"] = guardrail_field(checked.verdicts, "post_call")
-    return Response(_dumps(payload), media_type="application/json", headers=headers)
+    return Response(dumps(payload), media_type="application/json", headers=headers)
 
 
 def _refuse(choices: list[Any], checked: Checked, refusal: str, *, chat: bool) -> list[Any]:
@@ -125,31 +110,3 @@ def _refuse(choices: list[Any], checked: Checked, refusal: str, *, chat: bool) -
             new.pop("logprobs", None)
         out.append(new)
     return out
-
-
-def upstream_error(service: ProxyService, ctx: RequestContext, reply: UpstreamReply) -> Response:
-    """An upstream HTTP error, returned with its status and body (the upstream key scrubbed)."""
-    return Response(
-        service.auth.scrub(reply.content),
-        status_code=reply.status,
-        media_type=reply.content_type,
-        headers={**reply.headers, **service.headers(ctx)},
-    )
-
-
-def _json_object(content: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(content)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ProxyHTTPError(
-            502, "The upstream API returned a body that is not JSON.", code="upstream_invalid"
-        ) from e
-    if not isinstance(payload, dict):
-        raise ProxyHTTPError(
-            502, "The upstream API returned JSON that is not an object.", code="upstream_invalid"
-        )
-    return payload
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse, Response
 from guardrail.types import Action, Role, Verdict
 
 from .body import parse_body
-from .chat import _dumps, _json_object, upstream_error
 from .errors import ProxyHTTPError
+from .forwarding import dumps, json_object, upstream_error
 from .schemas import EmbeddingRequest, ModerationRequest, ResponsesRequest
 from .service import ProxyService, RequestContext, guardrail_field
 from .text import input_texts, responses_texts
@@ -174,7 +174,7 @@ async def _check_responses_output(
     upstream_headers: dict[str, str],
     prompt: str,
 ) -> Response:
-    payload = _json_object(content)
+    payload = json_object(content)
     output = "\n".join(responses_texts(payload.get("output"), allow_media=True, param="output"))
     checked = await service.check(ctx, [output], Role.RESPONSE, stage="post_call", prompts=[prompt])
     headers = {**upstream_headers, **service.headers(ctx)}
@@ -194,7 +194,7 @@ async def _check_responses_output(
     payload["incomplete_details"] = {"reason": "content_filter"}
     payload.pop("output_text", None)
     payload["guardrail"] = guardrail_field(checked.verdicts, "post_call")
-    return Response(_dumps(payload), media_type="application/json", headers=headers)
+    return Response(dumps(payload), media_type="application/json", headers=headers)
 
 
 def unsupported_route(path: str, method: str) -> ProxyHTTPError:

@@ -25,8 +25,8 @@ from guardrail.streaming import StreamModerator, StreamStep
 from guardrail.types import Action, Role, Verdict
 
 from ._choice import ChoiceState
-from .chat import Prepared, upstream_error
 from .errors import ProxyHTTPError, error_body
+from .forwarding import Prepared, upstream_error
 from .service import ProxyService, RequestContext, guardrail_field
 from .sse import DONE, encode, read_events
 from .upstream import UpstreamReply, reply_headers
