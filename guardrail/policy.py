@@ -410,6 +410,8 @@ def load_policy(name_or_path: str | Path, *, validate_classifier: bool = True) -
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from e
     if validate_classifier:
+        # Upward on purpose, at call time: the registry sits above the policy (allowed by the
+        # layers contract in pyproject.toml).
         from guardrail.registry import validate_options
 
         try:
