@@ -1,8 +1,8 @@
 """The audit log: one JSON line per verdict.
 
-Each line has the action, the categories that fired, the scores, the policy, the latency and a
-SHA-256 of the text; the raw text only when ``audit_log_text`` is on. Request headers (and so
-keys) are never written.
+Each line has the action, the categories that fired, the scores, the policy, the caller's key
+name, the latency and a SHA-256 of the text; the raw text only when ``audit_log_text`` is on.
+Request headers (and so keys) are never written.
 """
 
 from __future__ import annotations
@@ -59,14 +59,15 @@ class AuditLog:
         stage: str,
         request_id: str,
         latency_ms: float,
+        key: str = "anonymous",
     ) -> None:
-        """Write one line for one verdict."""
+        """Write one line for one verdict (``key``: the caller's key name, never the key)."""
         if self.target is None:
             return
         if self._stream is None:
             self.open()
         assert self._stream is not None
-        record = self.record(verdict, text, route, stage, request_id, latency_ms)
+        record = self.record(verdict, text, route, stage, request_id, latency_ms, key)
         line = json.dumps(record, ensure_ascii=False) + "\n"
         # One write per line under a lock, so lines from concurrent requests never interleave.
         with self._lock:
@@ -80,11 +81,13 @@ class AuditLog:
         stage: str,
         request_id: str,
         latency_ms: float,
+        key: str = "anonymous",
     ) -> dict[str, Any]:
         """The JSON object of one audit line."""
         record: dict[str, Any] = {
             "ts": round(time.time(), 3),
             "request_id": request_id,
+            "key": key,
             "route": route,
             "stage": stage,
             "role": verdict.role.value,

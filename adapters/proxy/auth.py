@@ -2,9 +2,11 @@
 
 Two modes:
 
-- **Proxy keys** (``GUARDRAIL_API_KEYS`` set): callers send ``Authorization: Bearer <proxy key>``,
-  checked in constant time against every configured key; the upstream gets
-  ``GUARDRAIL_UPSTREAM_API_KEY`` (or no Authorization when that is unset).
+- **Proxy keys** (``GUARDRAIL_API_KEYS`` or named ``keys`` set): callers send
+  ``Authorization: Bearer <proxy key>`` (or ``x-api-key: <proxy key>``, as Anthropic clients
+  do); its SHA-256 is compared in constant time with every configured key's; the upstream gets
+  ``GUARDRAIL_UPSTREAM_API_KEY`` (or no Authorization when that is unset). A named key binds
+  the caller to its policy, the policies it may switch to and the models it may call.
 - **Pass-through** (no proxy keys): the caller's ``Authorization`` header is forwarded upstream
   as is, and the upstream decides. The proxy itself authenticates nobody in this mode.
 """
@@ -13,11 +15,26 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .errors import ProxyHTTPError
-from .settings import ProxySettings
+from .settings import ProxyKey, ProxySettings, hash_key
 
-__all__ = ["Authenticator"]
+__all__ = ["ANONYMOUS", "STATIC", "Authenticator", "Caller"]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: a named key (with its bindings), a plain api_keys key, or anyone."""
+
+    name: str
+    key: ProxyKey | None = None
+
+
+#: The caller in pass-through mode (the proxy authenticates nobody).
+ANONYMOUS = Caller("anonymous")
+#: A caller with one of the unnamed ``api_keys``.
+STATIC = Caller("api_keys")
 
 # Caller headers worth forwarding upstream; everything else (cookies, hop-by-hop headers, the
 # proxy's own headers) stays here.
@@ -35,7 +52,9 @@ class Authenticator:
     """Checks callers and builds upstream headers for one settings object."""
 
     def __init__(self, settings: ProxySettings) -> None:
-        self._keys = [k.get_secret_value().encode() for k in settings.api_keys]
+        # (SHA-256 digest, caller) per key: plain keys are hashed here, named keys come hashed.
+        self._keys = [(hash_key(k.get_secret_value()), STATIC) for k in settings.api_keys]
+        self._keys += [(k.sha256, Caller(k.name, k)) for k in settings.keys]
         key = settings.upstream_api_key
         self._upstream_auth = f"Bearer {key.get_secret_value()}" if key else None
 
@@ -44,26 +63,32 @@ class Authenticator:
         """True when no proxy keys are configured."""
         return not self._keys
 
-    def check(self, headers: Mapping[str, str]) -> None:
-        """Raise ``ProxyHTTPError(401)`` unless the caller presents a valid proxy key.
+    def check(self, headers: Mapping[str, str]) -> Caller:
+        """The caller, or ``ProxyHTTPError(401)`` unless it presents a valid proxy key.
 
-        Every configured key is compared (no early exit), each with ``hmac.compare_digest``.
+        The key comes from ``Authorization: Bearer`` or, failing that, ``x-api-key``. Its
+        SHA-256 is compared with every configured key's (no early exit), each with
+        ``hmac.compare_digest``.
         """
         if self.pass_through:
-            return
+            return ANONYMOUS
         scheme, _, token = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
+            token, scheme = headers.get("x-api-key", ""), "bearer"
+        if not token.strip():
             raise ProxyHTTPError(
                 401,
-                "Missing proxy API key: send 'Authorization: Bearer <key>'.",
+                "Missing proxy API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'.",
                 code="invalid_api_key",
             )
-        presented = token.strip().encode()
-        ok = False
-        for key in self._keys:
-            ok |= hmac.compare_digest(presented, key)
-        if not ok:
+        presented = hash_key(token.strip())
+        found: Caller | None = None
+        for digest, caller in self._keys:
+            if hmac.compare_digest(presented, digest):
+                found = caller
+        if found is None:
             raise ProxyHTTPError(401, "Incorrect proxy API key.", code="invalid_api_key")
+        return found
 
     def upstream_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
         """Headers for the upstream request, from the caller's and the settings."""

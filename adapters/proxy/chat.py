@@ -41,10 +41,12 @@ async def prepare(service: ProxyService, request: Request, route: str, *, chat: 
     allow_media = service.settings.allow_media
     if chat:
         parsed_chat = parse_body(body, ChatCompletionRequest)
+        service.check_model(ctx, parsed_chat.model)
         prompts = [chat_prompt(parsed_chat, allow_media=allow_media)]
         context, stream = last_user_text(parsed_chat), bool(parsed_chat.stream)
     else:
         parsed = parse_body(body, CompletionRequest)
+        service.check_model(ctx, parsed.model)
         prompts = completion_prompts(parsed)
         context = prompts[0] if len(prompts) == 1 else None
         stream = bool(parsed.stream)

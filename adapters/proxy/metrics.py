@@ -29,16 +29,23 @@ class ProxyMetrics:
             ["route", "status"],
             registry=r,
         )
+        self.key_requests = Counter(
+            "guardrail_proxy_key_requests",
+            "Authenticated requests, by key name (anonymous in pass-through mode, api_keys for "
+            "the unnamed keys) and route.",
+            ["key", "route"],
+            registry=r,
+        )
         self.verdicts = Counter(
             "guardrail_proxy_verdicts",
-            "Verdicts, by role (prompt/response) and action.",
-            ["role", "action"],
+            "Verdicts, by role (prompt/response), action and key name.",
+            ["role", "action", "key"],
             registry=r,
         )
         self.verdict_categories = Counter(
             "guardrail_proxy_verdict_categories",
-            "Categories that fired, by role, action and category.",
-            ["role", "action", "category"],
+            "Categories that fired, by role, action, category and key name.",
+            ["role", "action", "category", "key"],
             registry=r,
         )
         self.classification_seconds = Histogram(
@@ -62,15 +69,20 @@ class ProxyMetrics:
             registry=r,
         )
 
-    def record_verdicts(self, verdicts: list[Verdict], seconds: float) -> None:
-        """Count verdicts and the categories that fired, and observe classification time."""
+    def record_verdicts(
+        self, verdicts: list[Verdict], seconds: float, *, key: str = "anonymous"
+    ) -> None:
+        """Count verdicts and the categories that fired (by the caller's key name), and
+        observe classification time."""
         if not verdicts:
             return
         self.classification_seconds.labels(verdicts[0].role.value).observe(seconds)
         for v in verdicts:
-            self.verdicts.labels(v.role.value, v.action.value).inc()
+            self.verdicts.labels(v.role.value, v.action.value, key).inc()
             for fired in v.categories:
-                self.verdict_categories.labels(v.role.value, v.action.value, fired.category).inc()
+                self.verdict_categories.labels(
+                    v.role.value, v.action.value, fired.category, key
+                ).inc()
 
     def render(self) -> bytes:
         """The exposition text."""

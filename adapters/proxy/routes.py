@@ -100,9 +100,10 @@ def moderation_result(service: ProxyService, verdict: Verdict) -> dict[str, Any]
 
 
 async def handle_models(service: ProxyService, request: Request, path: str) -> Response:
-    """``GET /v1/models`` (and ``/v1/models/{id}``), passed through from upstream."""
-    service.auth.check(request.headers)
-    ctx = RequestContext(route="/v1/models", guard=service.default_guard)
+    """``GET /v1/models`` (and ``/v1/models/{id}``), passed through from upstream; a key
+    bound to some models sees only those."""
+    caller = service.auth.check(request.headers)
+    ctx = RequestContext("/v1/models", service.default_guard, caller)
     reply = await service.upstream.request(
         "GET",
         path,
@@ -112,13 +113,24 @@ async def handle_models(service: ProxyService, request: Request, path: str) -> R
     )
     if not reply.ok:
         return upstream_error(service, ctx, reply)
-    return Response(reply.content, media_type=reply.content_type, headers=reply.headers)
+    models = caller.key.models if caller.key is not None else None
+    if models is None:
+        return Response(reply.content, media_type=reply.content_type, headers=reply.headers)
+    payload = _json_object(reply.content)
+    if path != "/models":
+        service.check_model(ctx, payload.get("id"))
+    elif isinstance(payload.get("data"), list):
+        payload["data"] = [
+            m for m in payload["data"] if isinstance(m, dict) and m.get("id") in models
+        ]
+    return Response(_dumps(payload), media_type="application/json", headers=reply.headers)
 
 
 async def handle_embeddings(service: ProxyService, request: Request) -> Response:
     """``POST /v1/embeddings``: the input is checked, then forwarded."""
     ctx, body = await service.start(request, "/v1/embeddings")
     parsed = parse_body(body, EmbeddingRequest)
+    service.check_model(ctx, parsed.model)
     checked = await service.check(
         ctx, input_texts(parsed.input, "input"), Role.PROMPT, stage="pre_call"
     )
@@ -144,6 +156,7 @@ async def handle_responses(service: ProxyService, request: Request) -> Response:
     """``POST /v1/responses`` (non-streaming): input checked before, output after."""
     ctx, body = await service.start(request, "/v1/responses")
     parsed = parse_body(body, ResponsesRequest)
+    service.check_model(ctx, parsed.model)
     if parsed.stream:
         raise ProxyHTTPError(
             400,

@@ -19,7 +19,7 @@ from guardrail.taxonomy import TaxonomyMapping
 from guardrail.types import Action, Role, Verdict
 
 from .audit import AuditLog
-from .auth import Authenticator
+from .auth import ANONYMOUS, Authenticator, Caller
 from .body import read_body
 from .errors import ProxyHTTPError
 from .metrics import ProxyMetrics
@@ -34,10 +34,11 @@ __all__ = ["Checked", "ProxyService", "RequestContext", "build_guards"]
 
 @dataclass(slots=True)
 class RequestContext:
-    """Per-request state: which guard, an id for the audit log, time spent classifying."""
+    """Per-request state: which guard and caller, an id for the audit log, time spent."""
 
     route: str
     guard: Guard
+    caller: Caller = ANONYMOUS
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     classify_s: float = 0.0
     upstream_s: float = 0.0
@@ -94,26 +95,55 @@ class ProxyService:
         self.mapping_error = mapping_error
         self.ready = False
 
-    def guard_for(self, headers: Mapping[str, str]) -> Guard:
-        """The default guard, or the allow-listed one the policy header names.
+    def guard_for(self, headers: Mapping[str, str], caller: Caller = ANONYMOUS) -> Guard:
+        """The caller's guard: its key's policy (or the default), or an allowed one the
+        policy header names (a named key: only the policies listed for it).
 
         Raises:
-            ProxyHTTPError: 400 when the header names a policy that is not allowed.
+            ProxyHTTPError: 400 (403 for a named key) when the header names a policy that
+                is not allowed.
         """
         name = headers.get(self.settings.policy_header)
-        if name is None or name == self.settings.policy:
-            return self.default_guard
-        guard = self.guards.get(name)
-        if guard is None:
-            allowed = ", ".join(sorted(self.guards))
+        key = caller.key
+        own = self.settings.policy if key is None or key.policy is None else key.policy
+        if name is None or name == own:
+            return self.guards[own]
+        allowed = [own, *key.policies] if key is not None else list(self.default_allowed)
+        if name not in allowed:
+            whose = f"key {caller.name!r}" if key is not None else "this proxy"
             raise ProxyHTTPError(
-                400,
-                f"Policy {name!r} (header {self.settings.policy_header}) is not allowed; "
-                f"allowed: {allowed}.",
+                403 if key is not None else 400,
+                f"Policy {name!r} (header {self.settings.policy_header}) is not allowed for "
+                f"{whose}; allowed: {', '.join(sorted(allowed))}.",
                 code="policy_not_allowed",
                 param=self.settings.policy_header,
             )
-        return guard
+        return self.guards[name]
+
+    @property
+    def default_allowed(self) -> list[str]:
+        """Policies a caller without a named key may pick: the default and the allow-list
+        (and guards passed to ``create_app`` by name)."""
+        bound = {p for k in self.settings.keys for p in [k.policy, *k.policies]}
+        listed = {self.settings.policy, *self.settings.policies}
+        return [n for n in self.guards if n in listed or n not in bound]
+
+    def check_model(self, ctx: RequestContext, model: str | None) -> None:
+        """Refuse a model the caller's key may not call.
+
+        Raises:
+            ProxyHTTPError: 403 ``model_not_allowed``.
+        """
+        key = ctx.caller.key
+        if key is None or key.models is None or model in key.models:
+            return
+        raise ProxyHTTPError(
+            403,
+            f"Model {model!r} is not allowed for key {ctx.caller.name!r}; allowed: "
+            f"{', '.join(key.models) or 'none'}.",
+            code="model_not_allowed",
+            param="model",
+        )
 
     async def check(
         self,
@@ -140,8 +170,9 @@ class ProxyService:
         Raises:
             ProxyHTTPError: 401 (auth), 400 (disallowed policy), 413 (body too large).
         """
-        self.auth.check(request.headers)
-        ctx = RequestContext(route=route, guard=self.guard_for(request.headers))
+        caller = self.auth.check(request.headers)
+        ctx = RequestContext(route, self.guard_for(request.headers, caller), caller)
+        self.metrics.key_requests.labels(caller.name, route).inc()
         return ctx, await read_body(request, self.settings.max_body_bytes)
 
     async def post(
@@ -165,7 +196,7 @@ class ProxyService:
     ) -> None:
         """Metrics and audit lines for verdicts obtained elsewhere (e.g. while streaming)."""
         ctx.verdicts.extend(verdicts)
-        self.metrics.record_verdicts(list(verdicts), seconds)
+        self.metrics.record_verdicts(list(verdicts), seconds, key=ctx.caller.name)
         for verdict, text in zip(verdicts, texts, strict=True):
             self.audit.write(
                 verdict,
@@ -174,6 +205,7 @@ class ProxyService:
                 stage=stage,
                 request_id=ctx.request_id,
                 latency_ms=seconds * 1000,
+                key=ctx.caller.name,
             )
 
     def headers(self, ctx: RequestContext) -> dict[str, str]:
@@ -253,7 +285,7 @@ def build_guards(
         given[settings.policy] = guard
     out: dict[str, Guard] = {}
     shared: dict[str, Any] = {}
-    for name in dict.fromkeys([settings.policy, *settings.policies, *given]):
+    for name in dict.fromkeys([*settings.all_policies(), *given]):
         if name in given:
             policy = _overridden(given[name].policy, settings, explicit_only=True)
             out[name] = given[name]

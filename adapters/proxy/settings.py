@@ -7,11 +7,20 @@ Unknown keys in the YAML file are errors, so a typo never silently takes a defau
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -24,7 +33,7 @@ from guardrail._resources import format_validation_error
 from guardrail.errors import ConfigError
 from guardrail.policy import OnError
 
-__all__ = ["ProxySettings", "load_settings"]
+__all__ = ["ProxyKey", "ProxySettings", "hash_key", "load_settings"]
 
 
 def _split_csv(value: Any) -> Any:
@@ -32,6 +41,47 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
+
+
+def hash_key(key: str) -> str:
+    """The SHA-256 (hex) of a proxy key: what a ``keys`` entry stores instead of the key."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ProxyKey(BaseModel):
+    """A proxy key bound to a name, a policy, the policies it may switch to, and models.
+
+    Only the key's SHA-256 is stored (``guardrail hash-key`` prints it); the audit log and
+    the metrics carry ``name``, never the key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.:@/-]+$",
+        description="Who holds the key (a team, a service); shown in audit lines and metrics.",
+    )
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$",
+        description="SHA-256 of the key, 64 lower-case hex digits (`guardrail hash-key`).",
+    )
+    policy: str | None = Field(
+        None,
+        description="The key's policy: built-in name or YAML path (default: the proxy's policy).",
+    )
+    policies: list[str] = Field(
+        default_factory=list,
+        description="Other policies this key may pick with the policy header (default: none).",
+    )
+    models: list[str] | None = Field(
+        None, description="Models this key may call (default: any); others get 403."
+    )
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
 
 class ProxySettings(BaseSettings):
@@ -53,10 +103,24 @@ class ProxySettings(BaseSettings):
         None,
         description="Key sent upstream when proxy keys are configured. Never logged or returned.",
     )
+    anthropic_upstream_url: str = Field(
+        "https://api.anthropic.com/v1",
+        description="Base URL of the Anthropic-compatible upstream for /v1/messages, incl. /v1.",
+    )
+    anthropic_upstream_api_key: SecretStr | None = Field(
+        None,
+        description="x-api-key sent to the Anthropic upstream when proxy keys are configured. "
+        "Never logged or returned.",
+    )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="The proxy's own API keys (comma-separated in the env var). Empty: "
         "pass-through mode, the caller's Authorization header is forwarded upstream.",
+    )
+    keys: list[ProxyKey] = Field(
+        default_factory=list,
+        description="Named proxy keys (stored hashed), each bound to a policy, the policies it "
+        "may switch to and optionally the models it may call (see ProxyKey).",
     )
     allow_anonymous: bool = Field(
         False,
@@ -110,7 +174,7 @@ class ProxySettings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("upstream_url")
+    @field_validator("upstream_url", "anthropic_upstream_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -124,20 +188,45 @@ class ProxySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _key_needs_auth(self) -> ProxySettings:
-        if self.upstream_api_key is not None and not self.api_keys and not self.allow_anonymous:
+        upstream_keys = [
+            name
+            for name in ("upstream_api_key", "anthropic_upstream_api_key")
+            if getattr(self, name) is not None
+        ]
+        if upstream_keys and self.pass_through and not self.allow_anonymous:
             raise ValueError(
-                "upstream_api_key is set but no proxy api_keys are: anyone who can reach the "
-                "proxy would spend the upstream key. Set GUARDRAIL_API_KEYS, or "
-                "GUARDRAIL_ALLOW_ANONYMOUS=true to accept that."
+                f"{upstream_keys[0]} is set but no proxy keys are (api_keys or keys): anyone "
+                "who can reach the proxy would spend the upstream key. Set GUARDRAIL_API_KEYS "
+                "or keys, or GUARDRAIL_ALLOW_ANONYMOUS=true to accept that."
             )
         if any(not k.get_secret_value().strip() for k in self.api_keys):
             raise ValueError("api_keys must not contain empty keys")
+        self._check_keys()
         return self
+
+    def _check_keys(self) -> None:
+        names = [k.name for k in self.keys]
+        hashes = [k.sha256 for k in self.keys]
+        hashes += [hash_key(k.get_secret_value()) for k in self.api_keys]
+        if len(set(names)) != len(names):
+            raise ValueError(f"keys: names must be unique, got {sorted(names)}")
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("keys: the same key is configured twice (keys / api_keys)")
+        for key in self.keys:
+            if key.policy is not None and key.policy in key.policies:
+                raise ValueError(f"keys.{key.name}: policies repeats the key's own policy")
 
     @property
     def pass_through(self) -> bool:
         """True when no proxy keys are configured: callers' Authorization goes upstream."""
-        return not self.api_keys
+        return not self.api_keys and not self.keys
+
+    def all_policies(self) -> list[str]:
+        """Every policy the proxy loads: the default, the allow-list and the keys' policies."""
+        names = [self.policy, *self.policies]
+        for key in self.keys:
+            names += [key.policy or self.policy, *key.policies]
+        return list(dict.fromkeys(names))
 
     @classmethod
     def settings_customise_sources(

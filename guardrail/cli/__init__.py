@@ -25,6 +25,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "classifiers": "guardrail.cli.core:classifiers",
     "train": "guardrail.cli.train:train",
     "serve": "guardrail.cli.serve:serve",
+    "hash-key": "guardrail.cli.serve:hash_key",
     "audit": "guardrail.cli.audit:audit",
     "calibrate": "guardrail.cli.audit:calibrate",
 }

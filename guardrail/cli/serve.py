@@ -82,7 +82,7 @@ def serve(
     )
     mode = "pass-through (callers' Authorization is forwarded)"
     if not settings.pass_through:
-        mode = f"{len(settings.api_keys)} proxy key(s)"
+        mode = f"{len(settings.api_keys)} proxy key(s), {len(settings.keys)} named key(s)"
     click.echo(
         f"guardrail proxy on http://{settings.host}:{settings.port}/v1 -> "
         f"{settings.upstream_url} (policy {settings.policy}; auth: {mode})",
@@ -112,3 +112,22 @@ def _build_app(config_path: Path | None, **options: Any) -> tuple[Any, Any]:
         fail(str(e))
         raise AssertionError from e  # unreachable: fail() exits
     return settings, app
+
+
+@click.command("hash-key")
+def hash_key() -> None:
+    """Print the SHA-256 of a proxy key read from standard input, for a `keys` entry.
+
+        printf %s "$KEY" | guardrail hash-key
+
+    Surrounding whitespace (a trailing newline) is stripped, as the proxy strips the key it
+    is sent.
+    """
+    import hashlib
+    import sys
+
+    key = sys.stdin.read().strip()
+    if not key:
+        fail('no key on standard input: printf %s "$KEY" | guardrail hash-key')
+    # The same digest as guardrail.adapters.proxy.settings.hash_key, without importing the proxy.
+    click.echo(hashlib.sha256(key.encode("utf-8")).hexdigest())

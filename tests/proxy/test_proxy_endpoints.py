@@ -171,11 +171,13 @@ def test_health_ready_and_metrics(make_proxy, fake_upstream: FakeUpstream):
     text = r.text
     assert 'guardrail_proxy_requests_total{route="/v1/chat/completions",status="200"} 1.0' in text
     assert 'guardrail_proxy_requests_total{route="/v1/chat/completions",status="400"} 1.0' in text
-    assert 'guardrail_proxy_verdicts_total{action="flag",role="prompt"} 1.0' in text
-    assert 'guardrail_proxy_verdicts_total{action="block",role="prompt"} 1.0' in text
+    assert 'guardrail_proxy_verdicts_total{action="flag",key="anonymous",role="prompt"} 1.0' in text
     assert (
-        'guardrail_proxy_verdict_categories_total{action="flag",category="hate",role="prompt"} 1.0'
-        in text
+        'guardrail_proxy_verdicts_total{action="block",key="anonymous",role="prompt"} 1.0' in text
+    )
+    assert (
+        'guardrail_proxy_verdict_categories_total{action="flag",category="hate",'
+        'key="anonymous",role="prompt"} 1.0' in text
     )
     assert 'guardrail_proxy_classification_seconds_count{role="prompt"} 3.0' in text
     assert 'guardrail_proxy_classification_seconds_count{role="response"} 1.0' in text
