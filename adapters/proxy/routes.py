@@ -116,14 +116,14 @@ async def handle_models(service: ProxyService, request: Request, path: str) -> R
     models = caller.key.models if caller.key is not None else None
     if models is None:
         return Response(reply.content, media_type=reply.content_type, headers=reply.headers)
-    payload = _json_object(reply.content)
+    payload = json_object(reply.content)
     if path != "/models":
         service.check_model(ctx, payload.get("id"))
     elif isinstance(payload.get("data"), list):
         payload["data"] = [
             m for m in payload["data"] if isinstance(m, dict) and m.get("id") in models
         ]
-    return Response(_dumps(payload), media_type="application/json", headers=reply.headers)
+    return Response(dumps(payload), media_type="application/json", headers=reply.headers)
 
 
 async def handle_embeddings(service: ProxyService, request: Request) -> Response:
