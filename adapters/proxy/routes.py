@@ -53,7 +53,7 @@ async def handle_moderations(service: ProxyService, request: Request) -> Respons
     elif all(isinstance(item, str) for item in parsed.input):
         texts = [item for item in parsed.input if isinstance(item, str)]
     else:
-        texts = [_parts_text(parsed.input)]
+        texts = [_parts_text(service, ctx, parsed.input)]
     checked = await service.check(ctx, texts, Role.PROMPT, stage="moderation")
     payload = {
         "id": f"modr-{ctx.request_id}",
@@ -63,14 +63,17 @@ async def handle_moderations(service: ProxyService, request: Request) -> Respons
     return JSONResponse(payload, headers=service.headers(ctx))
 
 
-def _parts_text(parts: list[Any]) -> str:
+def _parts_text(service: ProxyService, ctx: RequestContext, parts: list[Any]) -> str:
     texts: list[str] = []
     for i, part in enumerate(parts):
         if part.type != "text":
+            # No multimodal classifier can be configured yet: an image is refused, never
+            # passed as if it had been scored.
             raise ProxyHTTPError(
                 400,
-                f"input.{i}: {part.type} inputs cannot be moderated by this proxy's text "
-                "classifier; send text.",
+                f"input.{i}: {part.type} inputs cannot be moderated: this proxy has no "
+                f"multimodal classifier configured (policy {ctx.guard.policy.name!r} uses "
+                f"{ctx.guard.policy.classifier.name!r}, which reads text only); send text parts.",
                 code="unsupported_content",
                 param=f"input.{i}",
             )
@@ -84,7 +87,9 @@ def moderation_result(service: ProxyService, verdict: Verdict) -> dict[str, Any]
     """One OpenAI moderation result: all 13 categories, keyed by their OpenAI names.
 
     A category's score is the max of the local categories mapped to it; it is flagged when
-    one of those local categories fired (flag or block) in the verdict.
+    one of those local categories fired (flag or block) in the verdict. Its applied input
+    types are ``["text"]`` when some local category maps to it (the text was scored for it)
+    and ``[]`` when none does (its score is 0 because nothing scored it).
     """
     mapping = service.mapping
     assert mapping is not None
@@ -95,7 +100,9 @@ def moderation_result(service: ProxyService, verdict: Verdict) -> dict[str, Any]
         "flagged": verdict.action is not Action.ALLOW,
         "categories": {code: cid in fired for cid, code in codes.items()},
         "category_scores": {code: float(scores.get(cid, 0.0)) for cid, code in codes.items()},
-        "category_applied_input_types": {code: ["text"] for code in codes.values()},
+        "category_applied_input_types": {
+            code: ["text"] if cid in service.scored_openai else [] for cid, code in codes.items()
+        },
     }
 
 

@@ -92,6 +92,11 @@ class ProxyService:
         self.auth = Authenticator(settings)
         self.mapping = mapping
         self.openai_codes = dict(openai_codes)
+        # OpenAI categories some local category maps to: the ones a text is scored for.
+        self.scored_openai: frozenset[str] = frozenset()
+        if mapping is not None:
+            local = self.default_guard.policy.resolved_taxonomy.ids
+            self.scored_openai = frozenset(mapping.forward(dict.fromkeys(local, 1.0)))
         self.mapping_error = mapping_error
         self.ready = False
 

@@ -53,7 +53,9 @@ def test_moderations_in_openai_shape(make_proxy, category_guard: Guard, fake_ups
         assert set(r.model_dump(by_alias=True)["categories"]) == OPENAI_CODES
         assert set(r.model_dump(by_alias=True)["category_scores"]) == OPENAI_CODES
         applied = r.model_dump(by_alias=True)["category_applied_input_types"]
-        assert applied == {code: ["text"] for code in OPENAI_CODES}
+        # categories no local category maps to were not scored at all: no input type applied
+        unscored = {"harassment/threatening", "hate/threatening", "violence/graphic"}
+        assert applied == {c: [] if c in unscored else ["text"] for c in OPENAI_CODES}
     assert not safe.flagged and not any(safe.model_dump(by_alias=True)["categories"].values())
     # violent_crimes maps to violence and illicit/violent (max of the sources)
     scores = violent.model_dump(by_alias=True)["category_scores"]
@@ -80,6 +82,12 @@ def test_moderations_single_string_and_parts(make_proxy, category_guard: Guard):
     image = [{"type": "image_url", "image_url": {"url": "https://example.invalid/x.png"}}]
     r = httpx.post(f"{base}/moderations", json={"input": image})
     assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_content"
+    assert "no multimodal classifier configured" in r.json()["error"]["message"]
+    assert r.json()["error"]["param"] == "input.0"
+    # with the real client: an image next to text is refused too, never half-scored
+    mixed = [{"type": "text", "text": "hello"}, *image]
+    with pytest.raises(openai.BadRequestError, match="multimodal"):
+        client(base).moderations.create(input=mixed)
 
 
 def test_models_passed_through(make_proxy, fake_upstream: FakeUpstream):
