@@ -8,8 +8,8 @@ The real ``openai`` client (or httpx) talks to it, so the client's own parsing i
         ...
         assert up.requests[0].body["messages"][0]["content"] == "Hi"
 
-Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``, ``/v1/embeddings``
-(POST) and ``/v1/models`` (GET). Scripted replies are served in order per path; once a path's
+Routes: ``/v1/chat/completions``, ``/v1/completions``, ``/v1/responses``, ``/v1/embeddings``,
+``/v1/messages`` (Anthropic's Messages API) (POST) and ``/v1/models`` (GET). Scripted replies are served in order per path; once a path's
 queue is empty it answers with a default reply. Every request is recorded (method, path, headers,
 JSON body). Replies can be JSON, SSE streams (optionally cut mid-way), errors, and delayed.
 """
@@ -38,6 +38,9 @@ __all__ = [
     "completion_stream",
     "embeddings_reply",
     "error_reply",
+    "message_body",
+    "messages_reply",
+    "messages_stream",
     "responses_reply",
     "responses_stream",
 ]
@@ -276,6 +279,77 @@ def responses_stream(*pieces: str, **options: Any) -> StreamReply:
     return StreamReply(numbered, **{"done": False, **options})
 
 
+def message_body(
+    *texts: str, tool_use: dict[str, Any] | None = None, stop_reason: str = "end_turn"
+) -> dict[str, Any]:
+    """An Anthropic ``message`` with one text block per text and an optional tool_use block
+    (``{"name": ..., "input": {...}}``)."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": t} for t in texts]
+    if tool_use is not None:
+        content.append({"type": "tool_use", "id": "toolu_fake", **tool_use})
+    return {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": content,
+        "stop_reason": "tool_use" if tool_use is not None else stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 12, "output_tokens": 9},
+    }
+
+
+def messages_reply(*texts: str, **kwargs: Any) -> Reply:
+    """An Anthropic Messages JSON reply (see ``message_body``)."""
+    tool_use = kwargs.pop("tool_use", None)
+    return Reply(message_body(*(texts or ("Hello from Claude!",)), tool_use=tool_use), **kwargs)
+
+
+def messages_stream(
+    *pieces: str, tool_use: dict[str, Any] | None = None, **options: Any
+) -> StreamReply:
+    """An Anthropic Messages SSE stream: message_start, a ping, one text block streamed in
+    ``pieces``, an optional tool_use block whose input JSON comes in two halves, then
+    message_delta and message_stop (named events, no ``[DONE]``, like the real API)."""
+    start = {**message_body(), "content": [], "stop_reason": None}
+    start["usage"] = {"input_tokens": 12, "output_tokens": 1}
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"message": start}),
+        ("ping", {}),
+    ]
+    if pieces:
+        events.append(
+            ("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+        )
+        events += [
+            ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": p}})
+            for p in pieces
+        ]
+        events.append(("content_block_stop", {"index": 0}))
+    if tool_use is not None:
+        index = 1 if pieces else 0
+        block = {"type": "tool_use", "id": "toolu_fake", "name": tool_use["name"], "input": {}}
+        events.append(("content_block_start", {"index": index, "content_block": block}))
+        args = json.dumps(tool_use["input"])
+        for half in (args[: len(args) // 2], args[len(args) // 2 :]):
+            delta = {"type": "input_json_delta", "partial_json": half}
+            events.append(("content_block_delta", {"index": index, "delta": delta}))
+        events.append(("content_block_stop", {"index": index}))
+    reason = "tool_use" if tool_use is not None else "end_turn"
+    events += [
+        (
+            "message_delta",
+            {
+                "delta": {"stop_reason": reason, "stop_sequence": None},
+                "usage": {"output_tokens": 9},
+            },
+        ),
+        ("message_stop", {}),
+    ]
+    typed = tuple((name, {"type": name, **payload}) for name, payload in events)
+    return StreamReply(typed, **{"done": False, **options})
+
+
 def embeddings_reply(count: int = 1, dim: int = 4) -> Reply:
     """An embeddings JSON reply."""
     data = [
@@ -310,12 +384,14 @@ _DEFAULTS: dict[str, Reply | StreamReply] = {
     "/v1/completions": completion_reply(),
     "/v1/responses": responses_reply(),
     "/v1/embeddings": embeddings_reply(),
+    "/v1/messages": messages_reply(),
     "/v1/models": _MODELS,
 }
 
 _STREAM_DEFAULTS: dict[str, StreamReply] = {
     "/v1/chat/completions": chat_stream("Hello! ", "How can ", "I help?"),
     "/v1/completions": completion_stream("Hello! ", "How can ", "I help?"),
+    "/v1/messages": messages_stream("Hello! ", "How can ", "I help?"),
 }
 
 

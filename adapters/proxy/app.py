@@ -24,10 +24,13 @@ from guardrail.errors import ConfigError
 from guardrail.guard import Guard
 from guardrail.taxonomy import TaxonomyMapping, load_mapping, load_taxonomy
 
+from ._messages_text import MessagesRequest, anthropic_error_response
 from ._openapi import install_openapi, request_body
 from .audit import AuditLog
 from .chat import handle_chat, handle_completions
 from .errors import ProxyHTTPError, error_body, error_response
+from .messages import ROUTE as MESSAGES_ROUTE
+from .messages import handle_messages
 from .metrics import ProxyMetrics
 from .routes import (
     KNOWN_ROUTES,
@@ -112,6 +115,12 @@ def _build_service(
         settings,
         built,
         upstream=Upstream(settings, metrics=metrics, transport=transport),
+        anthropic=Upstream(
+            settings,
+            metrics=metrics,
+            transport=transport,
+            base_url=settings.anthropic_upstream_url,
+        ),
         metrics=metrics,
         audit=AuditLog(settings.audit_log, include_text=settings.audit_log_text),
         mapping=mapping,
@@ -125,11 +134,13 @@ def _lifespan(service: ProxyService) -> Callable[[FastAPI], AbstractAsyncContext
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.audit.open()
         service.upstream.start()
+        service.anthropic.start()
         try:
             await service.warm_up()
             yield
         finally:
             await service.upstream.aclose()
+            await service.anthropic.aclose()
             service.audit.close()
 
     return lifespan
@@ -145,14 +156,20 @@ def _openai_mapping(guard: Guard) -> tuple[TaxonomyMapping | None, str | None]:
 
 
 def _install_handlers(app: FastAPI) -> None:
+    def respond(request: Request, exc: ProxyHTTPError) -> Response:
+        # Anthropic's clients read Anthropic's error shape; everyone else gets OpenAI's.
+        if request.url.path == MESSAGES_ROUTE:
+            return anthropic_error_response(exc)
+        return error_response(exc)
+
     async def proxy_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProxyHTTPError)
-        return error_response(exc)
+        return respond(request, exc)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if request.url.path.startswith("/v1/") or exc.status_code == 405:
-            return error_response(unsupported_route(request.url.path, request.method))
+            return respond(request, unsupported_route(request.url.path, request.method))
         body = error_body(str(exc.detail), type_="invalid_request_error", code="not_found")
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
@@ -207,7 +224,8 @@ def _install_model_routes(app: FastAPI, service: ProxyService) -> None:
         responses={200: {"model": ModerationResponse}},
     )
     post("/v1/embeddings", EmbeddingRequest, handle_embeddings, "Embeddings (input moderated)")
-    post("/v1/responses", ResponsesRequest, handle_responses, "Responses API (non-streaming)")
+    post("/v1/responses", ResponsesRequest, handle_responses, "Responses API")
+    post(MESSAGES_ROUTE, MessagesRequest, handle_messages, "Anthropic Messages API")
 
 
 def _install_other_routes(app: FastAPI, service: ProxyService) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from .errors import ProxyHTTPError
 from .settings import ProxyKey, ProxySettings, hash_key
 
-__all__ = ["ANONYMOUS", "STATIC", "Authenticator", "Caller"]
+__all__ = ["ANONYMOUS", "ANTHROPIC_VERSION", "STATIC", "Authenticator", "Caller"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,17 @@ _FORWARDED = (
     "x-request-id",
 )
 
+# The same for the Anthropic upstream (/v1/messages).
+_ANTHROPIC_FORWARDED = (
+    "accept",
+    "anthropic-version",
+    "anthropic-beta",
+    "user-agent",
+    "x-request-id",
+)
+#: The ``anthropic-version`` sent upstream when the caller sends none.
+ANTHROPIC_VERSION = "2023-06-01"
+
 
 class Authenticator:
     """Checks callers and builds upstream headers for one settings object."""
@@ -57,6 +68,8 @@ class Authenticator:
         self._keys += [(k.sha256, Caller(k.name, k)) for k in settings.keys]
         key = settings.upstream_api_key
         self._upstream_auth = f"Bearer {key.get_secret_value()}" if key else None
+        anthropic_key = settings.anthropic_upstream_api_key
+        self._anthropic_key = anthropic_key.get_secret_value() if anthropic_key else None
 
     @property
     def pass_through(self) -> bool:
@@ -101,10 +114,30 @@ class Authenticator:
             out["authorization"] = self._upstream_auth
         return out
 
+    def anthropic_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        """Headers for the Anthropic upstream: its version and beta headers, and the key.
+
+        Pass-through mode forwards the caller's ``x-api-key`` (or ``Authorization``); with
+        proxy keys the upstream gets ``anthropic_upstream_api_key`` as ``x-api-key``.
+        """
+        out = {name: headers[name] for name in _ANTHROPIC_FORWARDED if name in headers}
+        out.setdefault("anthropic-version", ANTHROPIC_VERSION)
+        out["content-type"] = "application/json"
+        if self.pass_through:
+            for name in ("x-api-key", "authorization"):
+                if name in headers:
+                    out[name] = headers[name]
+        elif self._anthropic_key is not None:
+            out["x-api-key"] = self._anthropic_key
+        return out
+
     def scrub(self, data: bytes) -> bytes:
-        """Remove the upstream key from bytes about to be returned (upstream errors may echo
-        it); a no-op in pass-through mode, where the key is the caller's own."""
-        if self._upstream_auth is None:
-            return data
-        secret = self._upstream_auth.removeprefix("Bearer ").encode()
-        return data.replace(secret, b"***") if secret in data else data
+        """Remove the upstream keys from bytes about to be returned (upstream errors may echo
+        them); a no-op in pass-through mode, where the key is the caller's own."""
+        secrets = [self._anthropic_key]
+        if self._upstream_auth is not None:
+            secrets.append(self._upstream_auth.removeprefix("Bearer "))
+        for secret in secrets:
+            if secret and secret.encode() in data:
+                data = data.replace(secret.encode(), b"***")
+        return data

@@ -34,6 +34,7 @@ KNOWN_ROUTES = {
     "/v1/moderations": "POST",
     "/v1/embeddings": "POST",
     "/v1/responses": "POST",
+    "/v1/messages": "POST",
     "/v1/models": "GET",
 }
 

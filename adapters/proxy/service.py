@@ -78,6 +78,7 @@ class ProxyService:
         *,
         upstream: Upstream,
         metrics: ProxyMetrics,
+        anthropic: Upstream | None = None,
         audit: AuditLog,
         mapping: TaxonomyMapping | None,
         openai_codes: Mapping[str, str],
@@ -87,6 +88,8 @@ class ProxyService:
         self.guards = dict(guards)
         self.default_guard = self.guards[settings.policy]
         self.upstream = upstream
+        # The Anthropic-compatible upstream of /v1/messages.
+        self.anthropic = anthropic or upstream
         self.metrics = metrics
         self.audit = audit
         self.auth = Authenticator(settings)

@@ -20,8 +20,8 @@ from .settings import ProxySettings
 __all__ = ["Upstream", "UpstreamReply", "reply_headers"]
 
 # Upstream response headers worth returning to the caller.
-_RETURNED_PREFIXES = ("openai-", "x-ratelimit-")
-_RETURNED = {"x-request-id", "retry-after", "openai-processing-ms"}
+_RETURNED_PREFIXES = ("openai-", "x-ratelimit-", "anthropic-ratelimit-")
+_RETURNED = {"x-request-id", "request-id", "retry-after", "openai-processing-ms"}
 
 
 def reply_headers(headers: httpx.Headers) -> dict[str, str]:
@@ -56,6 +56,7 @@ class Upstream:
         settings: proxy settings (URL, timeouts, pool size).
         metrics: where upstream latency and errors are counted.
         transport: an httpx transport to use instead of the network (tests).
+        base_url: another upstream than ``settings.upstream_url`` (the Anthropic one).
     """
 
     def __init__(
@@ -64,8 +65,9 @@ class Upstream:
         *,
         metrics: ProxyMetrics,
         transport: httpx.AsyncBaseTransport | None = None,
+        base_url: str | None = None,
     ) -> None:
-        self.base_url = settings.upstream_url
+        self.base_url = base_url or settings.upstream_url
         self._settings = settings
         self._metrics = metrics
         self._transport = transport
@@ -78,7 +80,7 @@ class Upstream:
             return
         settings = self._settings
         self._client = httpx.AsyncClient(
-            base_url=settings.upstream_url,
+            base_url=self.base_url,
             timeout=httpx.Timeout(settings.upstream_timeout_s, connect=settings.connect_timeout_s),
             limits=httpx.Limits(
                 max_connections=settings.max_connections,
