@@ -23,11 +23,18 @@ def _check(case: Any, response: Any, problems: list[str]) -> None:
     status = response.status_code
     label = f"{case.method} {case.path} body={str(case.body)[:200]!r} -> {status}"
     if status >= 400 and case.path != "/metrics":
+        # /v1/messages answers in Anthropic's error shape, everything else in OpenAI's.
+        anthropic = case.path == "/v1/messages"
         try:
             error = response.json()["error"]
-            assert set(error) >= {"message", "type", "param", "code"}
+            if anthropic:
+                assert response.json()["type"] == "error"
+            assert set(error) >= (
+                {"message", "type"} if anthropic else {"message", "type", "param", "code"}
+            )
         except (ValueError, KeyError, TypeError, AssertionError):
-            problems.append(f"{label}: error not in OpenAI's shape: {response.text[:200]}")
+            shape = "Anthropic's" if anthropic else "OpenAI's"
+            problems.append(f"{label}: error not in {shape} shape: {response.text[:200]}")
             return
         if status in (502, 504) and error["code"] not in UPSTREAM_FAULT_CODES:
             problems.append(f"{label}: {status} without an upstream fault: {error}")
@@ -36,7 +43,7 @@ def _check(case: Any, response: Any, problems: list[str]) -> None:
 
 
 def test_generated_requests_never_get_a_server_error(make_proxy, fake_upstream: FakeUpstream):
-    base = make_proxy()
+    base = make_proxy(anthropic_upstream_url=fake_upstream.base_url)
     root = base.removesuffix("/v1")
     schema = schemathesis.openapi.from_url(f"{root}/openapi.json")
     problems: list[str] = []
@@ -48,6 +55,7 @@ def test_generated_requests_never_get_a_server_error(make_proxy, fake_upstream: 
         "/v1/moderations",
         "/v1/embeddings",
         "/v1/responses",
+        "/v1/messages",
         "/v1/models",
     }
     for operation in operations:
