@@ -76,7 +76,9 @@ class StreamReply:
 
     ``events`` are ``(event_name | None, payload)`` pairs; ``done`` ends with ``data: [DONE]``;
     ``cut_after`` drops the connection after that many events (no terminator at all);
-    ``chunk_delay_s`` sleeps before each event.
+    ``chunk_delay_s`` sleeps before each event; ``close_delimited`` sends the body without
+    chunked framing or a length, ended by closing the connection (so a cut reads as a clean
+    end to the client).
     """
 
     events: tuple[tuple[str | None, Any], ...]
@@ -85,6 +87,7 @@ class StreamReply:
     delay_s: float = 0.0
     chunk_delay_s: float = 0.0
     status: int = 200
+    close_delimited: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 # -- reply builders ------------------------------------------------------------------------
@@ -409,10 +413,14 @@ class FakeUpstream:
     Attributes:
         base_url: ``http://127.0.0.1:PORT/v1``.
         requests: every request received, in order.
+        echo_auth: when True, every reply echoes the request's ``authorization`` header back
+            in the ``x-request-id``, ``openai-organization`` and ``x-echo-authorization``
+            response headers (an upstream that leaks the key it was sent).
     """
 
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
+        self.echo_auth = False
         self._queues: dict[str, deque[Reply | StreamReply]] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -481,7 +489,7 @@ class _Handler(BaseHTTPRequestHandler):
             super().handle()
 
     def do_GET(self) -> None:
-        self._handle(None)
+        self._handle(None, b"")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -490,12 +498,12 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except json.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
-        self._handle(body)
+        self._handle(body, raw)
 
-    def _handle(self, body: Any) -> None:
+    def _handle(self, body: Any, raw: bytes) -> None:
         path = self.path.split("?", 1)[0]
         headers = {k.lower(): v for k, v in self.headers.items()}
-        self.upstream.record(RecordedRequest(self.command, path, headers, body))
+        self.upstream.record(RecordedRequest(self.command, path, headers, body, raw))
         stream = isinstance(body, dict) and body.get("stream") is True
         reply = self.upstream.next_reply(path, stream=stream)
         if reply is None:
@@ -506,12 +514,20 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._json(reply)
 
+    def _echo_headers(self) -> None:
+        auth = self.headers.get("authorization")
+        if self.upstream.echo_auth and auth:
+            for name in ("x-request-id", "openai-organization", "x-echo-authorization"):
+                self.send_header(name, f"echo {auth}")
+        else:
+            self.send_header("x-request-id", "req_fake")
+
     def _json(self, reply: Reply) -> None:
         data = json.dumps(reply.body).encode()
         self.send_response(reply.status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
-        self.send_header("x-request-id", "req_fake")
+        self._echo_headers()
         for k, v in reply.headers.items():
             self.send_header(k, v)
         self.end_headers()
@@ -520,6 +536,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, reply: StreamReply) -> None:
         self.send_response(reply.status)
         self.send_header("content-type", "text/event-stream")
+        self._echo_headers()
+        if reply.close_delimited:
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            self._close_delimited(reply)
+            return
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -536,6 +559,20 @@ class _Handler(BaseHTTPRequestHandler):
             if reply.done:
                 self._chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+    def _close_delimited(self, reply: StreamReply) -> None:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for i, (name, payload) in enumerate(reply.events):
+                if reply.cut_after is not None and i >= reply.cut_after:
+                    break  # the connection closes: to the client, the body simply ends
+                time.sleep(reply.chunk_delay_s)
+                prefix = f"event: {name}\n" if name else ""
+                self.wfile.write(f"{prefix}data: {json.dumps(payload)}\n\n".encode())
+                self.wfile.flush()
+            else:
+                if reply.done:
+                    self.wfile.write(b"data: [DONE]\n\n")
             self.wfile.flush()
 
     def _chunk(self, data: bytes) -> None:

@@ -27,6 +27,8 @@ from guardrail.taxonomy import TaxonomyMapping, load_mapping, load_taxonomy
 from ._messages_text import MessagesRequest, anthropic_error_response
 from ._openapi import install_openapi, request_body
 from .audit import AuditLog
+from .auth import Authenticator
+from .body import ClientGone
 from .chat import handle_chat, handle_completions
 from .errors import ProxyHTTPError, error_body, error_response
 from .messages import ROUTE as MESSAGES_ROUTE
@@ -48,6 +50,7 @@ from .schemas import (
     ModerationResponse,
     ResponsesRequest,
 )
+from .scrub import Scrubber, ScrubResponses, install_log_filter
 from .service import ProxyService, build_guards
 from .settings import ProxySettings, load_settings
 from .upstream import Upstream
@@ -85,7 +88,16 @@ def create_app(
         import os
 
         settings = load_settings(os.environ.get("GUARDRAIL_CONFIG"))
-    service = _build_service(settings, guard=guard, guards=guards, transport=transport)
+    secrets = [
+        key.get_secret_value()
+        for key in (settings.upstream_api_key, settings.anthropic_upstream_api_key)
+        if key is not None
+    ]
+    scrubber = Scrubber(secrets)
+    install_log_filter(secrets)
+    service = _build_service(
+        settings, guard=guard, guards=guards, transport=transport, scrubber=scrubber
+    )
     app = FastAPI(
         title="guardrail proxy",
         summary="OpenAI-compatible proxy that moderates every prompt and response.",
@@ -96,7 +108,10 @@ def create_app(
     _install_handlers(app)
     _install_model_routes(app, service)
     _install_other_routes(app, service)
+    app.add_middleware(_KeyForDocs, auth=service.auth, paths=_closed_paths(settings))
     app.add_middleware(_CountRequests, metrics=service.metrics)
+    # Outermost: nothing the app or the other middleware send escapes the scrubbing.
+    app.add_middleware(ScrubResponses, scrubber=scrubber)
     install_openapi(app)
     return app
 
@@ -107,6 +122,7 @@ def _build_service(
     guard: Guard | None,
     guards: Mapping[str, Guard] | None,
     transport: httpx.AsyncBaseTransport | None,
+    scrubber: Scrubber,
 ) -> ProxyService:
     metrics = ProxyMetrics()
     built = build_guards(settings, guard=guard, guards=guards)
@@ -122,7 +138,7 @@ def _build_service(
             base_url=settings.anthropic_upstream_url,
         ),
         metrics=metrics,
-        audit=AuditLog(settings.audit_log, include_text=settings.audit_log_text),
+        audit=AuditLog(settings.audit_log, include_text=settings.audit_log_text, scrubber=scrubber),
         mapping=mapping,
         openai_codes={c.id: c.code for c in load_taxonomy("openai").categories},
         mapping_error=mapping_error,
@@ -187,6 +203,13 @@ def _install_handlers(app: FastAPI) -> None:
         body = error_body("Internal error in the guardrail proxy.", type_="server_error")
         return JSONResponse(body, status_code=500)
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # Nobody is left to answer: no traceback, and 499 ("client closed request") in the
+        # request metrics.
+        logger.info("client disconnected mid-body on %s %s", request.method, request.url.path)
+        return Response(status_code=499)
+
+    app.add_exception_handler(ClientGone, client_gone)
     app.add_exception_handler(ProxyHTTPError, proxy_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -264,6 +287,42 @@ def _install_other_routes(app: FastAPI, service: ProxyService) -> None:
     )
     async def unsupported(request: Request, path: str) -> Response:
         raise unsupported_route(request.url.path, request.method)
+
+
+_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+def _closed_paths(settings: ProxySettings) -> frozenset[str]:
+    """Paths outside ``/v1`` that need a proxy key (when proxy keys are set)."""
+    paths: set[str] = set()
+    if not settings.public_docs:
+        paths |= _DOCS_PATHS
+    if not settings.public_metrics:
+        paths.add("/metrics")
+    return frozenset(paths)
+
+
+class _KeyForDocs:
+    """Pure ASGI middleware: the API documents and the metrics need a proxy key when proxy keys
+    are configured (``public_docs`` / ``public_metrics`` open them). The ``/v1`` routes check
+    keys themselves; ``/healthz`` and ``/readyz`` stay open for orchestrators."""
+
+    def __init__(self, app: Any, *, auth: Authenticator, paths: frozenset[str]) -> None:
+        self.app = app
+        self.auth = auth
+        self.paths = paths
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") in self.paths:
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            try:
+                self.auth.check(headers)
+            except ProxyHTTPError as e:
+                await error_response(e)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _CountRequests:

@@ -17,6 +17,8 @@ from typing import Any, TextIO
 from guardrail.errors import ConfigError
 from guardrail.types import Verdict
 
+from .scrub import Scrubber
+
 __all__ = ["AuditLog"]
 
 
@@ -26,11 +28,15 @@ class AuditLog:
     Args:
         target: a file path, ``-`` for standard error, or None to disable.
         include_text: also write the raw text.
+        scrubber: masks secrets (the upstream key) in every line.
     """
 
-    def __init__(self, target: str | None, *, include_text: bool = False) -> None:
+    def __init__(
+        self, target: str | None, *, include_text: bool = False, scrubber: Scrubber | None = None
+    ) -> None:
         self.target = target
         self.include_text = include_text
+        self.scrubber = scrubber or Scrubber(())
         self._lock = threading.Lock()
         self._stream: TextIO | None = None
 
@@ -68,7 +74,7 @@ class AuditLog:
             self.open()
         assert self._stream is not None
         record = self.record(verdict, text, route, stage, request_id, latency_ms, key)
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        line = self.scrubber.text(_dumps(record)) + "\n"
         # One write per line under a lock, so lines from concurrent requests never interleave.
         with self._lock:
             self._stream.write(line)
@@ -114,3 +120,13 @@ class AuditLog:
         stream, self._stream = self._stream, None
         if stream is not None and stream is not sys.stderr:
             stream.close()
+
+
+def _dumps(record: dict[str, Any]) -> str:
+    """One JSON line; a text with lone surrogates (which UTF-8 cannot carry) as escapes."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode()
+    except UnicodeEncodeError:
+        return json.dumps(record)
+    return line

@@ -37,19 +37,23 @@ async def prepare(service: ProxyService, request: Request, route: str, *, chat: 
     Raises:
         ProxyHTTPError: 401, 413, 400 (bad body, disallowed policy, blocked prompt).
     """
-    ctx, body = await service.start(request, route)
+    ctx, raw = await service.start(request, route)
     allow_media = service.settings.allow_media
     if chat:
-        parsed_chat = parse_body(body, ChatCompletionRequest)
-        service.check_model(ctx, parsed_chat.model)
-        prompts = [chat_prompt(parsed_chat, allow_media=allow_media)]
-        context, stream = last_user_text(parsed_chat), bool(parsed_chat.stream)
+        parsed_chat = parse_body(raw, ChatCompletionRequest)
+        service.check_model(ctx, parsed_chat.model.model)
+        body = parsed_chat.body
+        prompts = [chat_prompt(parsed_chat.model, allow_media=allow_media)]
+        context = last_user_text(parsed_chat.model)
+        stream = bool(parsed_chat.model.stream)
     else:
-        parsed = parse_body(body, CompletionRequest)
-        service.check_model(ctx, parsed.model)
-        prompts = completion_prompts(parsed)
+        parsed = parse_body(raw, CompletionRequest)
+        service.check_model(ctx, parsed.model.model)
+        body = parsed.body
+        prompts = completion_prompts(parsed.model)
+        service.limit_inputs(prompts, "prompt")
         context = prompts[0] if len(prompts) == 1 else None
-        stream = bool(parsed.stream)
+        stream = bool(parsed.model.stream)
     checked = await service.check(ctx, prompts, Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)

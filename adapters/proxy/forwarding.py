@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from .body import dumps
 from .errors import ProxyHTTPError
 from .service import ProxyService, RequestContext
 from .upstream import UpstreamReply
@@ -54,7 +55,3 @@ def json_object(content: bytes) -> dict[str, Any]:
             502, "The upstream API returned JSON that is not an object.", code="upstream_invalid"
         )
     return payload
-
-
-def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

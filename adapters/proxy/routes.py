@@ -42,7 +42,7 @@ KNOWN_ROUTES = {
 async def handle_moderations(service: ProxyService, request: Request) -> Response:
     """``POST /v1/moderations``: the local classifier, in OpenAI's response shape."""
     ctx, body = await service.start(request, "/v1/moderations")
-    parsed = parse_body(body, ModerationRequest)
+    parsed = parse_body(body, ModerationRequest).model
     if service.mapping is None:
         raise ProxyHTTPError(
             400,
@@ -54,7 +54,9 @@ async def handle_moderations(service: ProxyService, request: Request) -> Respons
     elif all(isinstance(item, str) for item in parsed.input):
         texts = [item for item in parsed.input if isinstance(item, str)]
     else:
+        service.limit_inputs(parsed.input, "input")
         texts = [_parts_text(service, ctx, parsed.input)]
+    service.limit_inputs(texts, "input")
     checked = await service.check(ctx, texts, Role.PROMPT, stage="moderation")
     payload = {
         "id": f"modr-{ctx.request_id}",
@@ -136,15 +138,15 @@ async def handle_models(service: ProxyService, request: Request, path: str) -> R
 
 async def handle_embeddings(service: ProxyService, request: Request) -> Response:
     """``POST /v1/embeddings``: the input is checked, then forwarded."""
-    ctx, body = await service.start(request, "/v1/embeddings")
-    parsed = parse_body(body, EmbeddingRequest)
-    service.check_model(ctx, parsed.model)
-    checked = await service.check(
-        ctx, input_texts(parsed.input, "input"), Role.PROMPT, stage="pre_call"
-    )
+    ctx, raw = await service.start(request, "/v1/embeddings")
+    parsed = parse_body(raw, EmbeddingRequest)
+    service.check_model(ctx, parsed.model.model)
+    texts = input_texts(parsed.model.input, "input")
+    service.limit_inputs(texts, "input")
+    checked = await service.check(ctx, texts, Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
-    return await _pass(service, request, ctx, "/embeddings", body)
+    return await _pass(service, request, ctx, "/embeddings", parsed.body)
 
 
 async def _pass(
@@ -162,8 +164,9 @@ async def _pass(
 
 async def handle_responses(service: ProxyService, request: Request) -> Response:
     """``POST /v1/responses`` (non-streaming): input checked before, output after."""
-    ctx, body = await service.start(request, "/v1/responses")
-    parsed = parse_body(body, ResponsesRequest)
+    ctx, raw = await service.start(request, "/v1/responses")
+    request_body = parse_body(raw, ResponsesRequest)
+    parsed = request_body.model
     service.check_model(ctx, parsed.model)
     if parsed.stream:
         raise ProxyHTTPError(
@@ -182,7 +185,7 @@ async def handle_responses(service: ProxyService, request: Request) -> Response:
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
     headers = service.auth.upstream_headers(request.headers)
-    reply = await service.post(ctx, "/responses", headers, body)
+    reply = await service.post(ctx, "/responses", headers, request_body.body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
     return await _check_responses_output(service, ctx, reply.content, reply.headers, prompt)

@@ -172,16 +172,47 @@ class ProxyService:
         self.record(ctx, verdicts, texts, stage=stage, seconds=seconds)
         return Checked(verdicts)
 
+    def limit_inputs(self, texts: Sequence[object], param: str) -> None:
+        """Refuse a request with more texts, or more characters in all, than the settings allow
+        (each text is classified on its own, so their number is what costs CPU).
+
+        Raises:
+            ProxyHTTPError: 400 ``too_many_inputs``; 413 ``request_too_large``.
+        """
+        settings = self.settings
+        if len(texts) > settings.max_inputs:
+            raise ProxyHTTPError(
+                400,
+                f"{param}: {len(texts)} inputs in one request; the limit is "
+                f"{settings.max_inputs} (GUARDRAIL_MAX_INPUTS). Send them in several requests.",
+                code="too_many_inputs",
+                param=param,
+            )
+        chars = sum(len(t) for t in texts if isinstance(t, str))
+        if chars > settings.max_input_chars:
+            raise ProxyHTTPError(
+                413,
+                f"{param}: {chars} characters in one request; the limit is "
+                f"{settings.max_input_chars} (GUARDRAIL_MAX_INPUT_CHARS). Send them in several "
+                "requests.",
+                code="request_too_large",
+                param=param,
+            )
+
     async def start(self, request: Request, route: str) -> tuple[RequestContext, bytes]:
         """Authenticate a request, pick its guard (policy header) and read its body.
 
         Raises:
-            ProxyHTTPError: 401 (auth), 400 (disallowed policy), 413 (body too large).
+            ProxyHTTPError: 401 (auth), 400 (disallowed policy), 413 (body too large), 408
+                (body not received in time).
+            ClientGone: the client disconnected mid-body.
         """
         caller = self.auth.check(request.headers)
         ctx = RequestContext(route, self.guard_for(request.headers, caller), caller)
         self.metrics.key_requests.labels(caller.name, route).inc()
-        return ctx, await read_body(request, self.settings.max_body_bytes)
+        settings = self.settings
+        body = await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
+        return ctx, body
 
     async def post(
         self, ctx: RequestContext, path: str, headers: Mapping[str, str], body: bytes

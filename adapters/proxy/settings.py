@@ -149,6 +149,32 @@ class ProxySettings(BaseSettings):
     max_body_bytes: int = Field(
         4 * 1024 * 1024, gt=0, description="Largest accepted request body; larger gets 413."
     )
+    body_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Time allowed to receive a whole request body; a client still sending after "
+        "it gets 408 (a half-sent body is not held open).",
+    )
+    max_inputs: int = Field(
+        256,
+        gt=0,
+        description="Most texts in one /v1/moderations, /v1/embeddings or /v1/completions "
+        "request (each is classified on its own); more gets 400.",
+    )
+    max_input_chars: int = Field(
+        200_000,
+        gt=0,
+        description="Most characters in all texts of one such request together; more gets 413.",
+    )
+    public_docs: bool = Field(
+        False,
+        description="Serve /docs, /redoc and /openapi.json without a proxy key (they need one "
+        "when api_keys are set).",
+    )
+    public_metrics: bool = Field(
+        False,
+        description="Serve /metrics without a proxy key (it needs one when api_keys are set).",
+    )
     stream_check_every: int = Field(
         200, gt=0, description="While streaming, check the text at least every N characters."
     )

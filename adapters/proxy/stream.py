@@ -7,8 +7,9 @@ choice with the policy's refusal and ``finish_reason: "content_filter"``; since 
 gone by then, a flag or block found in the response is reported in the finishing chunk's
 ``guardrail`` field (and, as always, in the audit log and metrics).
 
-If the upstream stream breaks off, the text still held is checked and released if it passes,
-then an OpenAI-style ``error`` event ends the stream (no ``[DONE]``), so clients raise.
+If the upstream stream breaks off, or closes without its ``[DONE]`` terminator, the text still
+held is checked and released if it passes, then an OpenAI-style ``error`` event ends the stream
+(no ``[DONE]``), so clients raise.
 """
 
 from __future__ import annotations
@@ -90,18 +91,33 @@ class StreamRelay:
     async def run(self, upstream: httpx.Response) -> AsyncIterator[bytes]:
         """The caller's SSE bytes. Closes the upstream response however it ends."""
         try:
+            ended = False  # [DONE], an upstream error event, or every choice blocked
             async for event in read_events(upstream.aiter_lines()):
                 if event.data.strip() == "[DONE]":
+                    ended = True
                     break
                 out, stop = await self._event(event.name, event.data)
                 for data in out:
                     yield data
                 if stop:
+                    ended = True
                     break
-            # [DONE], a block, or a clean close without [DONE]: finish what is held, then end.
+            # Finish what is held (checked, released if it passes), then end.
             for data in await self._finish_all():
                 yield data
-            yield DONE
+            if ended:
+                yield DONE
+            else:
+                # The upstream closed without its terminator (a close-delimited body that died
+                # mid-stream reads as a clean close): the answer may be cut short, so say so.
+                self.service.metrics.upstream_errors.labels(self.ctx.route, "stream_cut").inc()
+                message = (
+                    "The upstream stream ended without its [DONE] terminator; the answer may "
+                    "be incomplete."
+                )
+                yield encode(
+                    error_body(message, type_="upstream_error", code="upstream_stream_cut")
+                )
         except httpx.TransportError as e:
             kind = "timeout" if isinstance(e, httpx.TimeoutException) else "stream_cut"
             self.service.metrics.upstream_errors.labels(self.ctx.route, kind).inc()

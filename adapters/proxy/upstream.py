@@ -19,18 +19,35 @@ from .settings import ProxySettings
 
 __all__ = ["Upstream", "UpstreamReply", "reply_headers"]
 
-# Upstream response headers worth returning to the caller.
-_RETURNED_PREFIXES = ("openai-", "x-ratelimit-", "anthropic-ratelimit-")
-_RETURNED = {"x-request-id", "request-id", "retry-after", "openai-processing-ms"}
+# The upstream response headers that go back to the caller: an allow-list by exact name (a
+# prefix such as ``openai-*`` would pass whatever an upstream puts there, e.g. the organisation
+# of the upstream key). Their values are scrubbed of the upstream key on the way out, like
+# every other byte (see ``scrub.py``).
+_RETURNED = frozenset(
+    {
+        "x-request-id",
+        "request-id",
+        "retry-after",
+        "retry-after-ms",
+        "openai-processing-ms",
+        "openai-version",
+        *(
+            f"x-ratelimit-{what}-{unit}"
+            for what in ("limit", "remaining", "reset")
+            for unit in ("requests", "tokens")
+        ),
+        *(
+            f"anthropic-ratelimit-{unit}-{what}"
+            for what in ("limit", "remaining", "reset")
+            for unit in ("requests", "tokens", "input-tokens", "output-tokens")
+        ),
+    }
+)
 
 
 def reply_headers(headers: httpx.Headers) -> dict[str, str]:
-    """The upstream response headers that go back to the caller."""
-    return {
-        name: value
-        for name, value in headers.items()
-        if name in _RETURNED or name.startswith(_RETURNED_PREFIXES)
-    }
+    """The upstream response headers that go back to the caller (the allow-list above)."""
+    return {name: value for name, value in headers.items() if name in _RETURNED}
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,8 +222,13 @@ def test_completions_stream_allow_flag_block(make_proxy, fake_upstream: FakeUpst
     assert blocked[-1].choices[0].finish_reason == "content_filter"
 
 
-def test_stream_without_done_is_finished_cleanly(make_proxy, fake_upstream: FakeUpstream):
+def test_stream_without_done_ends_with_an_error_event(make_proxy, fake_upstream: FakeUpstream):
+    # Issue 17 (7): a stream that closes without [DONE] may be cut short: the text that passed
+    # is released, then an error event (no [DONE]) tells the client the answer is incomplete.
     base = make_proxy()
     fake_upstream.script("/v1/chat/completions", chat_stream("no ", "done marker", done=False))
-    chunks = chat_chunks(base)
-    assert text_of(chunks) == "no done marker"
+    received = []
+    with pytest.raises(openai.APIError, match="without its \\[DONE\\] terminator"):
+        for chunk in client(base).chat.completions.create(model="m", messages=USER, stream=True):
+            received.append(chunk.choices[0].delta.content or "")
+    assert "".join(received) == "no done marker"
