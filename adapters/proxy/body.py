@@ -152,4 +152,13 @@ def parse_body(body: bytes, model: type[M]) -> Parsed[M]:
             code="invalid_request",
             param=loc or None,
         ) from e
-    return Parsed(parsed, data, dumps(data))
+    try:
+        forwarded = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        raise ProxyHTTPError(
+            400,
+            "The request body is not valid JSON: it has a lone surrogate escape (\\ud800-\\udfff "
+            "without its pair), which is not text.",
+            code="invalid_json",
+        ) from None
+    return Parsed(parsed, data, forwarded)

@@ -88,11 +88,13 @@ def test_upstream_gets_the_proxys_serialisation_of_what_was_checked(
     assert sent[3] == b'{"model":"m","input":"hi"}'
 
 
-def test_a_lone_surrogate_is_forwarded_as_an_escape(make_proxy, fake_upstream: FakeUpstream):
+def test_a_lone_surrogate_is_refused(make_proxy, fake_upstream: FakeUpstream):
     base = make_proxy()
     content = b'{"model": "m", "messages": [{"role": "user", "content": "\\ud800 x"}]}'
-    assert post_raw(base, "/chat/completions", content).status_code == 200
-    assert fake_upstream.requests[0].raw.endswith(b'"content":"\\ud800 x"}]}')
+    r = post_raw(base, "/chat/completions", content)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert "lone surrogate" in r.json()["error"]["message"]
+    assert fake_upstream.requests == []
 
 
 # -- the upstream key, by every channel -------------------------------------------------------

@@ -115,7 +115,9 @@ def test_audit_log_and_metrics_name_the_key_never_the_key(make_proxy, strict_gua
         ("team-chat", "basic", "allow"),
         ("team-chat", "basic", "allow"),
     ]
-    metrics = httpx.get(base.removesuffix("/v1") + "/metrics").text
+    # (with proxy keys set, /metrics needs one too)
+    auth = {"authorization": f"Bearer {CHAT_KEY}"}
+    metrics = httpx.get(base.removesuffix("/v1") + "/metrics", headers=auth).text
     assert 'guardrail_proxy_verdicts_total{action="block",key="team-search",role="prompt"} 1.0' in (
         metrics
     )
