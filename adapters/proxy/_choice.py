@@ -1,4 +1,10 @@
-"""Per-choice state of a moderated stream: the moderator, held tool calls, held logprobs."""
+"""Per-choice state of a moderated stream: the moderator, held fields, held logprobs.
+
+A choice's streamed text (``delta.content``, or ``text`` for completions) goes through the
+moderator. Every other field that carries moderated strings (``fields.py``: tool calls, function
+calls, refusals, ``reasoning_content``, fields not known yet) is held whole until the choice
+finishes, then checked once and sent in the finishing chunk; fields without such strings
+(``role``, ids) pass as they come."""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from typing import Any
 
 from guardrail.streaming import StreamModerator
 from guardrail.types import Verdict
+
+from .fields import moderated_texts
 
 __all__ = ["ChoiceState"]
 
@@ -23,22 +31,35 @@ class ChoiceState:
     blocked: bool = False
     finished: bool = False
     tools: dict[int, dict[str, Any]] = field(default_factory=dict)
-    function_call: dict[str, str] = field(default_factory=dict)
-    refusal: str = ""
+    # other held fields, merged piece by piece (strings and lists concatenated), by key
+    delta_extra: dict[str, Any] = field(default_factory=dict)
+    choice_extra: dict[str, Any] = field(default_factory=dict)
+    # the fields of the current delta / choice that pass as they come
+    passing: dict[str, Any] = field(default_factory=dict)
+    passing_choice: dict[str, Any] = field(default_factory=dict)
     # (end position in the moderator's text, logprobs object) per text delta, released with it
     logprobs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
-    def hold(self, delta: dict[str, Any], keys: tuple[str, ...]) -> None:
-        """Accumulate the held fields of one delta (tool-call pieces are concatenated)."""
-        if "tool_calls" in keys and isinstance(delta.get("tool_calls"), list):
-            for piece in delta["tool_calls"]:
-                if isinstance(piece, dict):
-                    self._tool_piece(piece)
-        call = delta.get("function_call")
-        if "function_call" in keys and isinstance(call, dict):
-            _concat(self.function_call, call, ("name", "arguments"))
-        if "refusal" in keys and isinstance(delta.get("refusal"), str):
-            self.refusal += delta["refusal"]
+    def hold(self, fields: dict[str, Any], where: str, skip: tuple[str, ...]) -> dict[str, Any]:
+        """Hold the fields of one delta (``where="choices[].delta"``) or choice
+        (``"choices[]"``) that carry moderated strings; return the others, which pass now.
+
+        Tool-call pieces are merged by their index; other held fields piece by piece.
+        """
+        passing: dict[str, Any] = {}
+        held = self.delta_extra if where.endswith("delta") else self.choice_extra
+        for key, value in fields.items():
+            if key in skip:
+                continue
+            if key == "tool_calls" and isinstance(value, list) and held is self.delta_extra:
+                for piece in value:
+                    if isinstance(piece, dict):
+                        self._tool_piece(piece)
+            elif not moderated_texts(_SHAPE, {key: value}, where):
+                passing[key] = value
+            else:
+                held[key] = _merge(held[key], value) if key in held else value
+        return passing
 
     def _tool_piece(self, piece: dict[str, Any]) -> None:
         index = piece.get("index", 0)
@@ -49,26 +70,20 @@ class ChoiceState:
                 tool[name] = piece[name]
         function = piece.get("function")
         if isinstance(function, dict):
-            _concat(tool["function"], function, ("name", "arguments"))
+            tool["function"] = _merge(tool["function"], function)
 
     def held_text(self) -> str:
-        """All held text (tool names and arguments, function call, refusal), for one check."""
-        texts: list[str] = []
-        for tool in self.tools.values():
-            texts += [tool["function"].get(k, "") for k in ("name", "arguments")]
-        texts += [self.function_call.get(k, "") for k in ("name", "arguments")]
-        texts.append(self.refusal)
-        return "\n".join(t for t in texts if t)
+        """All held text (tool calls, function call, refusal, reasoning, ...), for one check."""
+        delta = self.held_fields()
+        texts = moderated_texts(_SHAPE, delta, "choices[].delta")
+        texts += moderated_texts(_SHAPE, self.choice_extra, "choices[]")
+        return "\n".join(texts)
 
     def held_fields(self) -> dict[str, Any]:
-        """The held fields as one delta (each tool call complete)."""
-        out: dict[str, Any] = {}
+        """The held delta fields as one delta (each tool call complete)."""
+        out: dict[str, Any] = dict(self.delta_extra)
         if self.tools:
             out["tool_calls"] = [self.tools[k] for k in sorted(self.tools)]
-        if self.function_call:
-            out["function_call"] = dict(self.function_call)
-        if self.refusal:
-            out["refusal"] = self.refusal
         return out
 
     def add_logprobs(self, logprobs: Any, end: int) -> None:
@@ -92,8 +107,19 @@ class ChoiceState:
         return merged
 
 
-def _concat(target: dict[str, Any], piece: dict[str, Any], keys: tuple[str, ...]) -> None:
-    for key in keys:
-        value = piece.get(key)
-        if isinstance(value, str):
-            target[key] = target.get(key, "") + value
+_SHAPE = "chat.chunk"  # the completions chunk shape lists the same choice-level fields
+
+
+def _merge(old: Any, new: Any) -> Any:
+    """Two pieces of one streamed field: strings and lists concatenated, objects merged key by
+    key, anything else replaced."""
+    if isinstance(old, str) and isinstance(new, str):
+        return old + new
+    if isinstance(old, list) and isinstance(new, list):
+        return old + new
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = dict(old)
+        for key, value in new.items():
+            out[key] = _merge(out[key], value) if key in out else value
+        return out
+    return new

@@ -12,21 +12,16 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
-from guardrail.types import Role
+from guardrail.types import Role, Verdict
 
 from .body import parse_body
 from .errors import ProxyHTTPError
+from .fields import moderated_texts
 from .forwarding import Prepared, dumps, json_object, upstream_error
 from .schemas import ChatCompletionRequest, CompletionRequest
-from .service import Checked, ProxyService, guardrail_field
+from .service import ProxyService, guardrail_field
 from .stream import stream_response
-from .text import (
-    chat_choice_text,
-    chat_prompt,
-    completion_choice_text,
-    completion_prompts,
-    last_user_text,
-)
+from .text import chat_prompt, completion_prompts, last_user_text
 
 __all__ = ["Prepared", "handle_chat", "handle_completions", "prepare", "upstream_error"]
 
@@ -43,7 +38,9 @@ async def prepare(service: ProxyService, request: Request, route: str, *, chat: 
         parsed_chat = parse_body(raw, ChatCompletionRequest)
         service.check_model(ctx, parsed_chat.model.model)
         body = parsed_chat.body
-        prompts = [chat_prompt(parsed_chat.model, allow_media=allow_media)]
+        chat_prompt(parsed_chat.model, allow_media=allow_media)  # refuses unreadable media
+        # Every string of the request but the listed ones (fields.py), in document order.
+        prompts = ["\n\n".join(moderated_texts("chat.request", parsed_chat.data))]
         context = last_user_text(parsed_chat.model)
         stream = bool(parsed_chat.model.stream)
     else:
@@ -53,6 +50,9 @@ async def prepare(service: ProxyService, request: Request, route: str, *, chat: 
         prompts = completion_prompts(parsed.model)
         service.limit_inputs(prompts, "prompt")
         context = prompts[0] if len(prompts) == 1 else None
+        rest = {k: v for k, v in parsed.data.items() if k not in ("prompt", "suffix")}
+        if others := moderated_texts("completions.request", rest):
+            prompts.append("\n\n".join(others))
         stream = bool(parsed.model.stream)
     checked = await service.check(ctx, prompts, Role.PROMPT, stage="pre_call")
     if checked.blocked:
@@ -86,8 +86,15 @@ async def _forward(service: ProxyService, prepared: Prepared, path: str) -> Resp
         raise ProxyHTTPError(
             502, "The upstream API returned a response without choices.", code="upstream_invalid"
         )
-    text_of = chat_choice_text if prepared.chat else completion_choice_text
-    texts = [text_of(c) if isinstance(c, dict) else "" for c in choices]
+    # Each choice is checked on all its strings but the listed ones (fields.py): content,
+    # reasoning, refusal, tool calls, annotations, audio transcript, fields not known yet.
+    shape = "chat.answer" if prepared.chat else "completions.answer"
+    texts = ["\n".join(moderated_texts(shape, c, "choices[]")) for c in choices]
+    # Strings outside the choices (none in OpenAI's shape) are checked as one more text.
+    outside = {k: v for k, v in payload.items() if k != "choices"}
+    extra = moderated_texts(shape, outside)
+    if extra:
+        texts.append("\n".join(extra))
     checked = await service.check(
         ctx, texts, Role.RESPONSE, stage="post_call", prompts=[prepared.context] * len(texts)
     )
@@ -96,23 +103,30 @@ async def _forward(service: ProxyService, prepared: Prepared, path: str) -> Resp
         # Nothing to change: the upstream's bytes go back untouched.
         return Response(reply.content, media_type=reply.content_type, headers=headers)
     refusal = ctx.guard.policy.refusal_message
-    payload["choices"] = _refuse(choices, checked, refusal, chat=prepared.chat)
+    verdicts = checked.verdicts
+    if extra and verdicts[-1].blocked:
+        # Blocked text outside the choices: drop those fields, and refuse every choice.
+        for key in [k for k in outside if moderated_texts(shape, {k: outside[k]})]:
+            payload.pop(key)
+        verdicts = [verdicts[-1]] * len(choices)
+    payload["choices"] = _refuse(choices, verdicts[: len(choices)], refusal, chat=prepared.chat)
     payload["guardrail"] = guardrail_field(checked.verdicts, "post_call")
     return Response(dumps(payload), media_type="application/json", headers=headers)
 
 
-def _refuse(choices: list[Any], checked: Checked, refusal: str, *, chat: bool) -> list[Any]:
-    """New choices with each blocked one replaced by the refusal."""
+def _refuse(choices: list[Any], verdicts: list[Verdict], refusal: str, *, chat: bool) -> list[Any]:
+    """New choices with each blocked one replaced by the refusal: nothing of the blocked choice
+    is kept but its index (no logprobs, reasoning or other fields that could spell it)."""
     out: list[Any] = []
-    for choice, verdict in zip(choices, checked.verdicts, strict=True):
-        if not verdict.blocked or not isinstance(choice, dict):
+    for i, (choice, verdict) in enumerate(zip(choices, verdicts, strict=True)):
+        if not verdict.blocked:
             out.append(choice)
             continue
-        new = {**choice, "finish_reason": "content_filter"}
+        index = choice.get("index", i) if isinstance(choice, dict) else i
+        new: dict[str, Any] = {"index": index, "finish_reason": "content_filter", "logprobs": None}
         if chat:
             new["message"] = {"role": "assistant", "content": refusal, "refusal": None}
         else:
             new["text"] = refusal
-            new.pop("logprobs", None)
         out.append(new)
     return out

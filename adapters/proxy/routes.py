@@ -14,6 +14,7 @@ from guardrail.types import Action, Role, Verdict
 
 from .body import parse_body
 from .errors import ProxyHTTPError
+from .fields import moderated_texts
 from .forwarding import dumps, json_object, upstream_error
 from .schemas import EmbeddingRequest, ModerationRequest, ResponsesRequest
 from .service import ProxyService, RequestContext, guardrail_field
@@ -143,6 +144,9 @@ async def handle_embeddings(service: ProxyService, request: Request) -> Response
     service.check_model(ctx, parsed.model.model)
     texts = input_texts(parsed.model.input, "input")
     service.limit_inputs(texts, "input")
+    rest = {k: v for k, v in parsed.data.items() if k != "input"}
+    if others := moderated_texts("embeddings.request", rest):
+        texts = [*texts, "\n\n".join(others)]
     checked = await service.check(ctx, texts, Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
@@ -177,10 +181,9 @@ async def handle_responses(service: ProxyService, request: Request) -> Response:
             param="stream",
         )
     allow_media = service.settings.allow_media
-    texts = responses_texts(parsed.input, allow_media=allow_media)
-    if parsed.instructions:
-        texts.insert(0, parsed.instructions)
-    prompt = "\n\n".join(texts)
+    responses_texts(parsed.input, allow_media=allow_media)  # refuses unreadable media
+    # Every string of the request but the listed ones (fields.py), in document order.
+    prompt = "\n\n".join(moderated_texts("responses.request", request_body.data))
     checked = await service.check(ctx, [prompt], Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
@@ -199,7 +202,9 @@ async def _check_responses_output(
     prompt: str,
 ) -> Response:
     payload = json_object(content)
-    output = "\n".join(responses_texts(payload.get("output"), allow_media=True, param="output"))
+    # Every string of the answer but the listed ones (fields.py): output text, reasoning
+    # summaries, tool calls, fields not known yet.
+    output = "\n".join(moderated_texts("responses.answer", payload))
     checked = await service.check(ctx, [output], Role.RESPONSE, stage="post_call", prompts=[prompt])
     headers = {**upstream_headers, **service.headers(ctx)}
     if not checked.blocked:
@@ -216,7 +221,11 @@ async def _check_responses_output(
     ]
     payload["status"] = "incomplete"
     payload["incomplete_details"] = {"reason": "content_filter"}
-    payload.pop("output_text", None)
+    # Nothing else that was checked stays (output_text, unknown fields with text).
+    for key in [
+        k for k in payload if k != "output" and moderated_texts("responses.answer", {k: payload[k]})
+    ]:
+        payload.pop(key)
     payload["guardrail"] = guardrail_field(checked.verdicts, "post_call")
     return Response(dumps(payload), media_type="application/json", headers=headers)
 

@@ -27,15 +27,14 @@ from guardrail.types import Action, Role, Verdict
 
 from ._choice import ChoiceState
 from .errors import ProxyHTTPError, error_body
+from .fields import moderated_texts
 from .forwarding import Prepared, upstream_error
-from .service import ProxyService, RequestContext, guardrail_field
+from .service import Checked, ProxyService, RequestContext, guardrail_field
 from .sse import DONE, encode, read_events
 from .upstream import UpstreamReply, reply_headers
 
 __all__ = ["StreamRelay", "stream_response"]
 
-# Delta fields held whole until the choice finishes, then checked once.
-_HELD = ("tool_calls", "function_call", "refusal")
 _TEMPLATE = ("id", "object", "created", "model", "system_fingerprint", "service_tier")
 
 
@@ -136,9 +135,17 @@ class StreamRelay:
             return [], False  # not JSON: nothing a client could use, and nothing to moderate
         if not isinstance(chunk, dict):
             return [], False
-        if "error" in chunk or not isinstance(chunk.get("choices"), list):
-            # Upstream error events and usage-only chunks carry no model text.
-            return [encode(chunk, name)], "error" in chunk
+        if "error" in chunk:
+            # An upstream error event (its message is the upstream's, not model text).
+            return [encode(chunk, name)], True
+        # Strings outside the choices (none in OpenAI's shape; a chunk without choices is
+        # usage or something unknown) are checked before the chunk goes out.
+        outside = {k: v for k, v in chunk.items() if k != "choices"}
+        checked = await self._outside_check(outside)
+        if checked is not None and checked.blocked:
+            return self._block_all(checked), True
+        if not isinstance(chunk.get("choices"), list):
+            return [encode(chunk, name)], False
         self.template = {k: v for k, v in chunk.items() if k in _TEMPLATE}
         out_choices: list[dict[str, Any]] = []
         finished: list[ChoiceState] = []
@@ -159,6 +166,35 @@ class StreamRelay:
         if flagged:
             out["guardrail"] = guardrail_field(flagged, "stream")
         return [encode(out, name)], stop
+
+    async def _outside_check(self, outside: dict[str, Any]) -> Checked | None:
+        """Check the moderated strings outside the choices (None when there are none)."""
+        texts = moderated_texts(self._shape(), outside)
+        if not texts:
+            return None
+        return await self.service.check(
+            self.ctx,
+            ["\n".join(texts)],
+            Role.RESPONSE,
+            stage="stream_chunk",
+            prompts=[self.context],
+        )
+
+    def _block_all(self, checked: Checked) -> list[bytes]:
+        """A blocked text outside the choices: the chunk that carried it is dropped and every
+        open choice ends with the refusal; the last chunk sent carries the verdict."""
+        out: list[dict[str, Any]] = []
+        for state in self.choices.values():
+            if not (state.blocked or state.finished):
+                choice = self._blocked({"index": state.index}, state, "")
+                out.append({**self.template, "choices": [choice]})
+        if not out:
+            out.append({**self.template, "choices": []})
+        out[-1]["guardrail"] = guardrail_field(checked.verdicts, "stream")
+        return [encode(chunk) for chunk in out]
+
+    def _shape(self) -> str:
+        return "chat.chunk" if self.chat else "completions.chunk"
 
     def _state(self, raw: dict[str, Any]) -> ChoiceState:
         index = raw.get("index", 0)
@@ -187,8 +223,12 @@ class StreamRelay:
             if step.blocked:
                 return self._blocked(raw, state, released)
             released = step.released
+        # Fields other than the streamed text: held when they carry moderated strings.
+        text_key = "content" if self.chat else "text"
         if self.chat:
-            state.hold(delta, _HELD)
+            state.passing = state.hold(delta, "choices[].delta", ("content",))
+        choice_skip = ("index", "delta", "logprobs", "finish_reason", text_key)
+        state.passing_choice = state.hold(raw, "choices[]", choice_skip)
         finish = raw.get("finish_reason")
         if finish is not None:
             step = await self._finish(state)
@@ -244,25 +284,29 @@ class StreamRelay:
         if released:
             state.released_any = True
         logprobs = state.pop_logprobs(len(state.moderator.released_text))
+        base = {"index": raw.get("index", state.index), **state.passing_choice}
+        base["finish_reason"] = finish
+        if finish is not None:
+            base.update(state.choice_extra)
         if self.chat:
-            new_delta = {k: v for k, v in delta.items() if k not in ("content", *_HELD)}
+            new_delta = dict(state.passing)
             if released or "role" in new_delta:
                 new_delta["content"] = released
             if finish is not None:
                 new_delta.update(state.held_fields())
             if not new_delta and finish is None:
                 return None
-            return {**raw, "delta": new_delta, "logprobs": logprobs}
+            return {**base, "delta": new_delta, "logprobs": logprobs}
         if not released and finish is None:
             return None
-        return {**raw, "text": released, "logprobs": logprobs}
+        return {**base, "text": released, "logprobs": logprobs}
 
     def _blocked(self, raw: dict[str, Any], state: ChoiceState, released: str) -> dict[str, Any]:
         state.blocked = True
         sep = "\n\n" if state.released_any or released else ""
         text = f"{released}{sep}{self.refusal}"
-        base = {k: v for k, v in raw.items() if k not in ("delta", "text", "logprobs")}
-        base.update(finish_reason="content_filter", logprobs=None)
+        # Nothing of the blocked choice but its index (no held fields, reasoning or logprobs).
+        base = {"index": state.index, "finish_reason": "content_filter", "logprobs": None}
         if self.chat:
             return {**base, "delta": {"content": text}}
         return {**base, "text": text}
@@ -275,6 +319,7 @@ class StreamRelay:
                 continue
             step = await self._finish(state)
             state.finished = True
+            state.passing, state.passing_choice = {}, {}  # already sent with their chunk
             raw = {"index": state.index, "finish_reason": None}
             if step.blocked:
                 choice = self._blocked(raw, state, "")
