@@ -36,8 +36,9 @@ ROUTE = "/v1/messages"
 
 async def handle_messages(service: ProxyService, request: Request) -> Response:
     """``POST /v1/messages``, streamed or not."""
-    ctx, body = await service.start(request, ROUTE)
-    parsed = parse_body(body, MessagesRequest)
+    ctx, raw = await service.start(request, ROUTE)
+    request_body = parse_body(raw, MessagesRequest)
+    parsed, body = request_body.model, request_body.body  # what is checked is what is sent
     service.check_model(ctx, parsed.model)
     prompt = messages_prompt(parsed, allow_media=service.settings.allow_media)
     checked = await service.check(ctx, [prompt], Role.PROMPT, stage="pre_call")
