@@ -264,16 +264,25 @@ def responses_reply(text: str = "Hello from responses!", **kwargs: Any) -> Reply
 
 
 def responses_stream(*pieces: str, **options: Any) -> StreamReply:
-    """A Responses API SSE stream (typed events, no ``[DONE]``, like the real API)."""
+    """A Responses API SSE stream (typed events, no ``[DONE]``, like the real API): created,
+    in_progress, the message item and its output_text part added, one delta per piece, the
+    part's and the item's done events, completed."""
     text = "".join(pieces)
     base = {"item_id": "msg_fake", "output_index": 0, "content_index": 0}
+    item = {"id": "msg_fake", "type": "message", "status": "in_progress", "role": "assistant"}
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    done_item = _response_object(text)["output"][0]
     events: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": _response_object("", "in_progress")}),
         ("response.in_progress", {"response": _response_object("", "in_progress")}),
+        ("response.output_item.added", {"output_index": 0, "item": {**item, "content": []}}),
+        ("response.content_part.added", {**base, "part": part}),
     ]
     events += [("response.output_text.delta", {**base, "delta": p, "logprobs": []}) for p in pieces]
     events += [
         ("response.output_text.done", {**base, "text": text, "logprobs": []}),
+        ("response.content_part.done", {**base, "part": {**part, "text": text}}),
+        ("response.output_item.done", {"output_index": 0, "item": done_item}),
         ("response.completed", {"response": _response_object(text)}),
     ]
     numbered = tuple(
@@ -396,6 +405,7 @@ _STREAM_DEFAULTS: dict[str, StreamReply] = {
     "/v1/chat/completions": chat_stream("Hello! ", "How can ", "I help?"),
     "/v1/completions": completion_stream("Hello! ", "How can ", "I help?"),
     "/v1/messages": messages_stream("Hello! ", "How can ", "I help?"),
+    "/v1/responses": responses_stream("Hello! ", "How can ", "I help?"),
 }
 
 

@@ -4,7 +4,6 @@ Responses API (moderated), and a refusal for every unknown ``/v1`` route.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import Request
@@ -16,6 +15,7 @@ from .body import parse_body
 from .errors import ProxyHTTPError
 from .fields import moderated_texts
 from .forwarding import dumps, json_object, upstream_error
+from .responses_stream import refusal_output, stream_responses
 from .schemas import EmbeddingRequest, ModerationRequest, ResponsesRequest
 from .service import ProxyService, RequestContext, guardrail_field
 from .text import input_texts, responses_texts
@@ -167,19 +167,11 @@ async def _pass(
 
 
 async def handle_responses(service: ProxyService, request: Request) -> Response:
-    """``POST /v1/responses`` (non-streaming): input checked before, output after."""
+    """``POST /v1/responses``: input checked before, output after (streams as they flow)."""
     ctx, raw = await service.start(request, "/v1/responses")
     request_body = parse_body(raw, ResponsesRequest)
     parsed = request_body.model
     service.check_model(ctx, parsed.model)
-    if parsed.stream:
-        raise ProxyHTTPError(
-            400,
-            "Streaming is not supported on /v1/responses by this proxy (its events could not "
-            "be moderated); send stream=false, or use /v1/chat/completions with stream=true.",
-            code="unsupported_parameter",
-            param="stream",
-        )
     allow_media = service.settings.allow_media
     responses_texts(parsed.input, allow_media=allow_media)  # refuses unreadable media
     # Every string of the request but the listed ones (fields.py), in document order.
@@ -188,6 +180,8 @@ async def handle_responses(service: ProxyService, request: Request) -> Response:
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
     headers = service.auth.upstream_headers(request.headers)
+    if parsed.stream:
+        return await stream_responses(service, ctx, headers, request_body.body, prompt)
     reply = await service.post(ctx, "/responses", headers, request_body.body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
@@ -209,16 +203,7 @@ async def _check_responses_output(
     headers = {**upstream_headers, **service.headers(ctx)}
     if not checked.blocked:
         return Response(content, media_type="application/json", headers=headers)
-    refusal = ctx.guard.policy.refusal_message
-    payload["output"] = [
-        {
-            "type": "message",
-            "id": f"msg_guardrail_{uuid.uuid4().hex}",
-            "status": "completed",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": refusal, "annotations": []}],
-        }
-    ]
+    payload["output"] = refusal_output(ctx.guard.policy.refusal_message)
     payload["status"] = "incomplete"
     payload["incomplete_details"] = {"reason": "content_filter"}
     # Nothing else that was checked stays (output_text, unknown fields with text).

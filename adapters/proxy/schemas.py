@@ -106,7 +106,7 @@ class EmbeddingRequest(BaseModel):
 
 
 class ResponsesRequest(BaseModel):
-    """``POST /v1/responses`` (non-streaming only): input and output are moderated."""
+    """``POST /v1/responses`` (streamed or not): input and output are moderated."""
 
     model_config = _OPEN
 
