@@ -44,6 +44,8 @@ def resource_path(kind: str, name_or_path: str | Path) -> Path:
     """
     if looks_like_path(name_or_path):
         path = Path(name_or_path).expanduser()
+        if path.is_dir():
+            raise ConfigError(f"{path}: is a folder, not a {_singular(kind)} file")
         if not path.is_file():
             raise ConfigError(f"{path}: no such file")
         return path
@@ -51,9 +53,12 @@ def resource_path(kind: str, name_or_path: str | Path) -> Path:
     path = _builtin_dir(kind) / f"{name}.yaml"
     if not path.is_file():
         known = ", ".join(resource_names(kind)) or "(none)"
-        singular = kind.rstrip("s").replace("taxonomie", "taxonomy").replace("policie", "policy")
-        raise ConfigError(f"unknown built-in {singular} {name!r}; known: {known}")
+        raise ConfigError(f"unknown built-in {_singular(kind)} {name!r}; known: {known}")
     return path
+
+
+def _singular(kind: str) -> str:
+    return kind.rstrip("s").replace("taxonomie", "taxonomy").replace("policie", "policy")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

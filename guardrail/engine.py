@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from guardrail.policy import DirectionThresholds, Policy, Thresholds
 from guardrail.types import Action, FiredCategory, Role, ScoreSet, Verdict
 
-__all__ = ["error_verdict", "evaluate"]
+__all__ = ["error_verdict", "evaluate", "unchecked_reason"]
+
+_UNCHECKED = "could not be checked: "
 
 
 def _fire(name: str, score: float, thresholds: Thresholds | None) -> FiredCategory | None:
@@ -130,7 +132,17 @@ def error_verdict(
         policy=policy.name,
         policy_hash=policy.content_hash,
         notes=(
-            f"classifier error ({'fail closed' if action is Action.BLOCK else 'fail open'}): "
-            f"{error}",
+            f"{_UNCHECKED}{error} ({'fail closed' if action is Action.BLOCK else 'fail open'})",
         ),
     )
+
+
+def unchecked_reason(verdict: Verdict) -> str | None:
+    """Why a verdict decided by an error could not check its text (``classifier timeout``,
+    ``classifier error (ClassifierError)``, ...); None for a verdict that checked it."""
+    if "error" not in verdict.decided_by:
+        return None
+    for note in verdict.notes:
+        if note.startswith(_UNCHECKED):
+            return note.removeprefix(_UNCHECKED).rsplit(" (fail ", 1)[0]
+    return "classifier error"

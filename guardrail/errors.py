@@ -29,7 +29,17 @@ __all__ = [
     "GuardrailError",
     "UnguardedCallError",
     "UnknownClassifierError",
+    "install_hint",
 ]
+
+
+def install_hint(extra: str) -> str:
+    """How to install an optional extra: guardrail-sdk is installed from a checkout or a built
+    wheel (no package index has it), so ``pip install "guardrail-sdk[extra]"`` would fail."""
+    return (
+        f'pip install ".[{extra}]" in a checkout of guardrail-sdk '
+        f'(from a built wheel: pip install "guardrail_sdk-<version>-py3-none-any.whl[{extra}]")'
+    )
 
 
 class GuardrailError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -15,7 +16,7 @@ from typing import Any
 from guardrail._text import split_parts
 from guardrail.classifiers.base import Classifier
 from guardrail.engine import error_verdict, evaluate
-from guardrail.errors import ClassifierError, ClassifierTimeout
+from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError
 from guardrail.language import UNDETERMINED, detect_language, normalize_language
 from guardrail.policy import Policy, load_policy
 from guardrail.registry import create_classifier
@@ -186,8 +187,13 @@ class Guard:
         try:
             return await asyncio.wait_for(task, timeout=timeout)
         except TimeoutError:
-            message = f"{ClassifierTimeout.__name__}: no answer within {timeout} s"
-            return [self._error(s, message) for s in samples]
+            logger.warning(
+                "classifier %s timed out (no answer within %s s); %d texts could not be checked",
+                self.policy.classifier.name,
+                timeout,
+                len(samples),
+            )
+            return [self._error(s, "classifier timeout") for s in samples]
 
     # -- pipeline --------------------------------------------------------------------------
 
@@ -313,11 +319,24 @@ class Guard:
                 raise ClassifierError(
                     f"returned {len(results)} score sets for {len(pieces)} samples"
                 )
+            _check_categories(results, self.policy)
+        except ConfigError:
+            # Not a failure to score but a configuration problem (a missing extra, a model
+            # that cannot be loaded): no verdict can be right, so it reaches the caller.
+            raise
         except Exception as e:
             # The one deliberate catch in the core: a failing backend must not crash the caller;
             # on_error chooses between failing closed (block) and open (allow), and says so.
-            logger.warning("classifier %s failed: %s", self.policy.classifier.name, e)
-            message = f"{type(e).__name__}: {e}"
+            # The verdict says what failed, with any URL (an internal endpoint) masked; the
+            # warning has it all.
+            logger.warning(
+                "classifier %s failed; %d texts could not be checked: %s: %s",
+                self.policy.classifier.name,
+                len(samples),
+                type(e).__name__,
+                e,
+            )
+            message = _unchecked(e)
             for p in pieces:
                 if verdicts[p.owner] is None:
                     verdicts[p.owner] = self._error(samples[p.owner], message)
@@ -351,6 +370,37 @@ class Guard:
             classifier=self.policy.classifier.name,
             language=lang,
         )
+
+
+class _UnknownCategory(ClassifierError):
+    """A classifier returned a category id its taxonomy does not have."""
+
+    def __init__(self, category: str, taxonomy: str) -> None:
+        super().__init__(f"unknown category id {category!r} (not in taxonomy {taxonomy!r})")
+        self.category = category
+
+
+def _check_categories(results: Sequence[ScoreSet], policy: Policy) -> None:
+    """Fail loudly on a category id the taxonomy does not know (it would be dropped silently:
+    no threshold applies to it)."""
+    taxonomy = policy.resolved_taxonomy
+    known = set(taxonomy.ids)
+    for result in results:
+        for category in result.categories:
+            if category not in known:
+                raise _UnknownCategory(category, taxonomy.name)
+
+
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+
+
+def _unchecked(error: Exception) -> str:
+    """What a verdict says about a failed check: ``classifier timeout``, or ``classifier error``
+    with the error's type and message, URLs (internal endpoints) replaced by ``<url>``."""
+    if isinstance(error, ClassifierTimeout):
+        return "classifier timeout"
+    message = _URL.sub("<url>", str(error))
+    return f"classifier error ({type(error).__name__}: {message})"
 
 
 def _bad_sample(value: object) -> Sample:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, install_hint
 from guardrail.guard import Guard
 from guardrail.policy import Policy
 
@@ -58,8 +58,7 @@ def _dataset(path: Path, fmt: Format) -> Any:
         import datasets
     except ImportError as e:
         raise ConfigError(
-            "--engine ray reads saved Hugging Face datasets with `datasets`: "
-            "pip install 'guardrail-sdk[ray]'"
+            "--engine ray reads saved Hugging Face datasets with `datasets`: " + install_hint("ray")
         ) from e
     return ray.data.from_huggingface(datasets.load_from_disk(str(path)))
 
@@ -68,7 +67,7 @@ def _init_ray() -> Any:
     try:
         import ray
     except ImportError as e:
-        raise ConfigError("--engine ray needs Ray: pip install 'guardrail-sdk[ray]'") from e
+        raise ConfigError(f"--engine ray needs Ray: {install_hint('ray')}") from e
     if not ray.is_initialized():
         # Connects to RAY_ADDRESS when set, else starts a local instance.
         ray.init(include_dashboard=False, log_to_driver=False)

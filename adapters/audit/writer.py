@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, install_hint
 
 __all__ = [
     "OutputFormat",
@@ -63,7 +63,7 @@ def require_pyarrow(what: str) -> None:
     try:
         import pyarrow  # noqa: F401
     except ImportError as e:
-        raise ConfigError(f"{what} needs pyarrow: pip install 'guardrail-sdk[audit]'") from e
+        raise ConfigError(f"{what} needs pyarrow: {install_hint('audit')}") from e
 
 
 def output_schema() -> Any:

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible guardrail proxy (``pip install "guardrail-sdk[proxy]"``).
+"""The OpenAI-compatible guardrail proxy (``pip install ".[proxy]"`` in a checkout).
 
 ``create_app(settings) -> FastAPI``; ``guardrail serve`` runs it with uvicorn.
 """

@@ -269,9 +269,11 @@ def _install_other_routes(app: FastAPI, service: ProxyService) -> None:
     async def readyz() -> Response:
         reachable = await service.upstream.ping()
         ok = service.ready and reachable
+        if not service.ready:
+            service.retry_warm_up()
         body = {
             "status": "ready" if ok else "not ready",
-            "classifier": "loaded" if service.ready else "not loaded",
+            "classifier": service.warm_state,
             "upstream": "reachable" if reachable else "unreachable",
         }
         return JSONResponse(body, status_code=200 if ok else 503)

@@ -7,12 +7,14 @@ verdicts into headers and the ``guardrail`` body field.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from guardrail.engine import unchecked_reason
 from guardrail.guard import Guard
 from guardrail.policy import Policy, load_policy
 from guardrail.taxonomy import TaxonomyMapping
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 __all__ = ["Checked", "ProxyService", "RequestContext", "build_guards"]
+
+logger = logging.getLogger("guardrail.proxy")
+# A benign text each classifier checks once at startup.
+_WARM_UP_TEXT = "Hello! Could you recommend a good book about gardening?"
 
 
 @dataclass(slots=True)
@@ -102,6 +108,8 @@ class ProxyService:
             self.scored_openai = frozenset(mapping.forward(dict.fromkeys(local, 1.0)))
         self.mapping_error = mapping_error
         self.ready = False
+        self.warm_state = "not loaded"
+        self._warming: asyncio.Task[None] | None = None
 
     def guard_for(self, headers: Mapping[str, str], caller: Caller = ANONYMOUS) -> Guard:
         """The caller's guard: its key's policy (or the default), or an allowed one the
@@ -262,9 +270,17 @@ class ProxyService:
         """The 400 for a blocked prompt, with the verdict under ``guardrail``."""
         verdict = decisive(checked.verdicts)
         fired = ", ".join(fired_categories([verdict])) or "unsafe"
+        message = f"The request was blocked by the guardrail policy {verdict.policy!r} ({fired})."
+        reason = unchecked_reason(verdict)
+        if reason is not None:
+            # Not a judgement on the text: say that it could not be checked, and why.
+            message = (
+                f"The request could not be checked: {reason}. The guardrail policy "
+                f"{verdict.policy!r} blocks what it cannot check (on_error: block)."
+            )
         return ProxyHTTPError(
             400,
-            f"The request was blocked by the guardrail policy {verdict.policy!r} ({fired}).",
+            message,
             code="content_filter",
             param="messages" if ctx.route.endswith("chat/completions") else None,
             extra={"guardrail": guardrail_field(checked.verdicts, "pre_call")},
@@ -272,10 +288,51 @@ class ProxyService:
         )
 
     async def warm_up(self) -> None:
-        """Build every guard's classifier (off the event loop); loading errors propagate."""
+        """Load and warm every guard's classifier before the proxy says it is ready.
+
+        Each classifier builds (off the event loop) and checks one benign text without the
+        policy's timeout: a cold model may take longer than a request may wait, and the first
+        request must not pay for it. Configuration errors (a missing extra, a model that
+        cannot load) propagate, so startup fails; a warm-up check that fails leaves the proxy
+        not ready (``/readyz`` says why and tries again).
+        """
+        self.warm_state = "warming up"
+        seen: set[int] = set()
         for guard in self.guards.values():
-            await asyncio.to_thread(lambda g=guard: g.classifier)  # type: ignore[misc]
+            classifier = await asyncio.to_thread(lambda g=guard: g.classifier)  # type: ignore[misc]
+            if id(classifier) in seen:
+                continue
+            seen.add(id(classifier))
+            cold = Guard(guard.policy.replace(timeout_s=None), classifier=classifier)
+            started = time.perf_counter()
+            verdict = await asyncio.to_thread(cold.check_prompt, _WARM_UP_TEXT)
+            reason = unchecked_reason(verdict)
+            if reason is not None:
+                self.warm_state = f"warm-up failed: {reason}"
+                logger.warning(
+                    "classifier of policy %r failed its warm-up: %s", guard.policy.name, reason
+                )
+                return
+            logger.info(
+                "classifier of policy %r warm in %.2f s",
+                guard.policy.name,
+                time.perf_counter() - started,
+            )
+        self.warm_state = "loaded"
         self.ready = True
+
+    def retry_warm_up(self) -> None:
+        """Start another warm-up in the background, unless one is running or it succeeded."""
+        if self.ready or (self._warming is not None and not self._warming.done()):
+            return
+        self._warming = asyncio.get_running_loop().create_task(self._warm_up_quietly())
+
+    async def _warm_up_quietly(self) -> None:
+        try:
+            await self.warm_up()
+        except Exception as e:  # a retry's failure is reported by /readyz, not raised
+            self.warm_state = f"warm-up failed: {type(e).__name__}"
+            logger.warning("classifier warm-up failed: %s: %s", type(e).__name__, e)
 
 
 def fired_categories(verdicts: Sequence[Verdict]) -> list[str]:

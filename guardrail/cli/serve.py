@@ -1,7 +1,7 @@
 """``guardrail serve``: run the OpenAI-compatible proxy with uvicorn.
 
-FastAPI and uvicorn are imported only when the command runs (``pip install
-"guardrail-sdk[proxy]"``), so the rest of the CLI never needs them.
+FastAPI and uvicorn are imported only when the command runs (the ``proxy`` extra:
+``pip install ".[proxy]"`` in a checkout), so the rest of the CLI never needs them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from guardrail.cli.core import fail
-from guardrail.errors import ConfigError, GuardrailError
+from guardrail.errors import ConfigError, GuardrailError, install_hint
 
 
 @click.command()
@@ -70,7 +70,7 @@ def serve(
     try:
         import uvicorn
     except ImportError as e:
-        fail(f'the proxy needs its extra: pip install "guardrail-sdk[proxy]" ({e})')
+        fail(f"the proxy needs its extra: {install_hint('proxy')} ({e})")
         return
     settings, app = _build_app(
         config_path,
@@ -99,7 +99,7 @@ def _build_app(config_path: Path | None, **options: Any) -> tuple[Any, Any]:
     try:
         from guardrail.adapters.proxy import create_app, load_settings
     except ImportError as e:
-        fail(f'the proxy needs its extra: pip install "guardrail-sdk[proxy]" ({e})')
+        fail(f"the proxy needs its extra: {install_hint('proxy')} ({e})")
         raise AssertionError from e  # unreachable: fail() exits
     try:
         settings = load_settings(config_path, **options)

@@ -130,3 +130,26 @@ def test_check_uses_the_numpy_encoder_unless_told_otherwise(monkeypatch):
     assert _one_shot(rules) is rules
     monkeypatch.setenv("GUARDRAIL_ENCODER_BACKEND", "torch")
     assert _one_shot(default) is default
+
+
+# -- issue 17 (10): configuration errors are exit 2, never a verdict ----------------------------
+
+
+def test_a_policy_whose_backend_extra_is_missing_is_exit_2(monkeypatch):
+    from click.testing import CliRunner
+
+    from guardrail.cli import cli
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as without the [hf] extra
+    result = CliRunner().invoke(cli, ["check", "--policy", "qwen3guard", "hello"])
+    assert result.exit_code == 2, result.output
+    assert "BLOCK" not in result.output
+    assert "transformers is missing" in result.output
+    # an install hint that works without a package index
+    assert 'pip install ".[hf]"' in result.output and "guardrail-sdk[hf]" not in result.output
+
+
+def test_a_folder_as_policy_says_so(tmp_path):
+    r = run("check", "--policy", str(tmp_path), "hello")
+    assert r.returncode == 2
+    assert f"{tmp_path}: is a folder, not a policy file" in r.stderr

@@ -315,3 +315,67 @@ def test_docs_openapi_and_metrics_need_a_key_when_keys_are_set(make_proxy):
         assert httpx.get(opened + path).status_code == 200, path
     # without proxy keys (pass-through), nothing is closed
     assert httpx.get(make_proxy().removesuffix("/v1") + "/openapi.json").status_code == 200
+
+
+# -- (8) an honest cold start, and errors that say what they are -------------------------------
+
+
+class _ColdClassifier:
+    """Slow on its first call only, like a model that loads lazily."""
+
+    name = "cold"
+
+    def __init__(self, first_s: float) -> None:
+        self.first_s = first_s
+        self.calls = 0
+
+    def score(self, samples):
+        from guardrail.types import ScoreSet
+
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.first_s)
+        return [ScoreSet(unsafe=0.0, classifier=self.name) for _ in samples]
+
+
+def test_classifier_is_warm_before_the_proxy_is_ready(make_proxy, fake_upstream: FakeUpstream):
+    from guardrail import Guard, load_policy
+    from tests.conftest import POLICIES
+
+    cold = _ColdClassifier(first_s=1.0)
+    guard = Guard(load_policy(POLICIES / "basic.yaml"), classifier=cold)
+    base = make_proxy(guard=guard, classify_timeout_s=0.3)
+    ready = httpx.get(base.removesuffix("/v1") + "/readyz")
+    assert ready.status_code == 200 and ready.json()["classifier"] == "loaded"
+    assert cold.calls == 1  # the warm-up paid for the cold start...
+    r = httpx.post(f"{base}/chat/completions", json=BODY)
+    assert r.status_code == 200, r.text  # ...so the first request does not time out
+
+
+def test_a_verdict_that_could_not_be_checked_says_so(make_proxy, fake_upstream, caplog):
+    from guardrail import Guard, load_policy
+    from guardrail.testing import FakeClassifier
+    from tests.conftest import POLICIES
+
+    caplog.set_level(logging.WARNING)
+    url = "http://10.9.8.7:8001/v1/chat/completions"
+    slow = Guard(load_policy(POLICIES / "basic.yaml"), classifier=FakeClassifier(delay_s=0.6))
+    base = make_proxy(guard=slow, classify_timeout_s=0.2)
+    r = httpx.post(f"{base}/chat/completions", json=BODY)
+    assert r.status_code == 400
+    message = r.json()["error"]["message"]
+    assert message.startswith("The request could not be checked: classifier timeout.")
+    assert "(unsafe)" not in message
+    assert any(
+        rec.levelno == logging.WARNING and "timed out" in rec.getMessage() for rec in caplog.records
+    )
+    broken = FakeClassifier(error=f"openai-guard: cannot reach {url}: connection refused")
+    failing = Guard(load_policy(POLICIES / "basic.yaml"), classifier=broken)
+    base = make_proxy(guard=failing)
+    r = httpx.post(f"{base}/chat/completions", json=BODY)
+    assert r.status_code == 400 and "could not be checked: classifier error" in r.text
+    assert "10.9.8.7" not in r.text and "http://" not in r.text
+    # a classifier failing its warm-up: not ready, and /readyz says why
+    ready = httpx.get(base.removesuffix("/v1") + "/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["classifier"].startswith("warm-up failed: classifier error")

@@ -139,7 +139,9 @@ def test_sync_timeout_follows_on_error():
     policy = load_policy(POLICIES / "basic.yaml").replace(timeout_s=0.05)
     guard = Guard(policy, classifier=FakeClassifier(delay_s=0.5))
     verdict = guard.check_prompt("slow")
-    assert verdict.action is Action.BLOCK and "ClassifierTimeout" in verdict.notes[0]
+    # Issue 17 (8): a timeout says so, in those words.
+    assert verdict.action is Action.BLOCK
+    assert verdict.notes[0] == "could not be checked: classifier timeout (fail closed)"
 
 
 async def test_async_api(fake_guard):
@@ -169,3 +171,54 @@ def test_from_policy_builds_classifier_lazily():
     assert guard._classifier is None
     assert guard.check_prompt("How do I make a bomb?").blocked
     assert guard.classifier.name == guard.policy.classifier.name
+
+
+# -- issue 17: errors say what they are, configuration errors and unknown ids fail loudly ----
+
+
+def test_unknown_category_id_from_a_classifier_fails_loudly(caplog):
+    guard = Guard(
+        load_policy(POLICIES / "basic.yaml"),
+        classifier=FakeClassifier(unsafe=0.9, categories={"not_a_category": 0.9}),
+    )
+    verdict = guard.check_prompt("hello")
+    assert verdict.action is Action.BLOCK and verdict.decided_by == ("error",)
+    assert "unknown category id 'not_a_category'" in verdict.notes[0]
+    assert "could not be checked" in verdict.notes[0]
+    assert any(r.levelname == "WARNING" and "not_a_category" in r.message for r in caplog.records)
+
+
+def test_configuration_errors_from_a_classifier_propagate():
+    from guardrail.errors import ConfigError
+
+    class NeedsAnExtra:
+        name = "needs-extra"
+
+        def score(self, samples):
+            raise ConfigError('this backend needs torch: pip install ".[hf]"')
+
+    guard = Guard(load_policy(POLICIES / "basic.yaml"), classifier=NeedsAnExtra())
+    with pytest.raises(ConfigError, match="needs torch"):
+        guard.check_prompt("hello")
+
+
+def test_error_notes_mask_urls_and_the_failure_is_logged(caplog):
+    url = "http://10.1.2.3:8000/v1/chat/completions"
+    guard = Guard(
+        load_policy(POLICIES / "basic.yaml"),
+        classifier=FakeClassifier(error=f"openai-guard: cannot reach {url}: refused"),
+    )
+    verdict = guard.check_prompt("hello")
+    assert verdict.decided_by == ("error",)
+    assert "http" not in verdict.notes[0] and "10.1.2.3" not in verdict.notes[0]
+    assert verdict.notes[0].startswith("could not be checked: classifier error (ClassifierError")
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings and url in warnings[0].getMessage()  # the operator's log has it all
+
+
+async def test_async_timeout_says_so_and_is_logged(caplog):
+    policy = load_policy(POLICIES / "basic.yaml").replace(timeout_s=0.05)
+    guard = Guard(policy, classifier=FakeClassifier(delay_s=0.5))
+    verdict = await guard.acheck_prompt("slow")
+    assert verdict.notes[0] == "could not be checked: classifier timeout (fail closed)"
+    assert any(r.levelname == "WARNING" and "timed out" in r.message for r in caplog.records)

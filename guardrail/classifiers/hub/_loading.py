@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, install_hint
 
-INSTALL_HINT = 'pip install "guardrail-sdk[hf]"'
+INSTALL_HINT = install_hint("hf")
 
 Task = Literal["sequence", "causal"]
 

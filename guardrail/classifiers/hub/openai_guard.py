@@ -28,7 +28,7 @@ from guardrail.classifiers.hub._select import (
     category_translator,
     score_jobs,
 )
-from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError
+from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError, install_hint
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Sample, ScoreSet
@@ -78,7 +78,7 @@ class OpenAIGuardClassifier:
         try:
             import httpx
         except ImportError as e:
-            raise ConfigError('openai-guard needs httpx: pip install "guardrail-sdk[proxy]"') from e
+            raise ConfigError(f"openai-guard needs httpx: {install_hint('proxy')}") from e
         self.options = options
         self.family = build_family(options, taxonomy)
         self._translate = category_translator(self.family, taxonomy)
