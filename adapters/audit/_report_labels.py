@@ -8,17 +8,18 @@ from typing import Any
 import numpy as np
 
 from . import _svg
-from ._html import table
+from ._html import snippet, table, too_small
 from .metrics import Counts, ScoreHist
-from .stats import AuditStats
+from .stats import MIN_TRUSTED, AuditStats, ListedRow
 
 MAX_CURVES = 8
 MIN_ROWS = 5
 
 
-def labels_section(stats: AuditStats) -> str:
-    """Precision / recall / F1 of the policy's decisions, a confusion table and PR curves."""
-    head = ["group", "rows", "precision", "recall", "F1", "FPR", "PR-AUC"]
+def labels_section(stats: AuditStats, texts: dict[int, str], include_text: bool) -> str:
+    """Precision / recall / F1 of the policy's decisions, a confusion table, PR curves (one
+    small chart per language, every language), and the lists of misses and false alarms."""
+    head = ["group", "rows", "precision", "recall", "F1", "FPR", "PR-AUC", "note"]
     overall = [_metric_row("all", stats.decision, stats.overall)]
     by_lang = [
         _metric_row(lang, counts, stats.by_language[lang])
@@ -32,7 +33,9 @@ def labels_section(stats: AuditStats) -> str:
     note = (
         "<p class='muted'>A row counts as predicted unsafe when the policy flags or blocks it. "
         "Per category, rows labelled with the category are positives and rows labelled safe are "
-        "negatives; a category counts as predicted when its own threshold fired.</p>"
+        "negatives; a category counts as predicted when its own threshold fired. Groups with "
+        f"fewer than {MIN_TRUSTED} labelled rows are greyed out: their rates are too small to "
+        "trust. Click a header to sort a table.</p>"
     )
     return (
         f"<h2>Against labels ({stats.labelled:,} labelled rows)</h2>{note}"
@@ -43,19 +46,19 @@ def labels_section(stats: AuditStats) -> str:
         + "</div><div><h3>Precision–recall</h3>"
         + _curves({"all": stats.overall}, "overall PR curve")
         + "</div></div>"
-        + "<div class='grid'><div><h3>By language</h3>"
-        + table(head, by_lang)
-        + "</div><div><h3>PR by language</h3>"
-        + _curves(_biggest(stats.by_language), "PR curves by language")
-        + "</div></div>"
+        + "<h3>By language</h3>"
+        + table(head, by_lang, sortable=True)
+        + f"<h3>PR by language ({len(stats.by_language)} languages)</h3>"
+        + _small_multiples(stats.by_language)
         + (_category_part(head, by_cat, stats) if by_cat else "")
+        + _wrong_part(stats, texts, include_text)
     )
 
 
 def _category_part(head: list[str], rows: list[list[Any]], stats: AuditStats) -> str:
     return (
         "<div class='grid'><div><h3>By category</h3>"
-        + table(head, rows)
+        + table(head, rows, sortable=True)
         + "</div><div><h3>PR by category</h3>"
         + _curves(_biggest(stats.by_category, need_positives=True), "PR curves by category")
         + "</div></div>"
@@ -71,7 +74,65 @@ def _metric_row(name: str, counts: Counts, hist: ScoreHist) -> list[Any]:
         counts.f1,
         counts.fpr,
         _pr_auc(hist),
+        too_small(counts.n, MIN_TRUSTED),
     ]
+
+
+def _small_multiples(hists: dict[str, ScoreHist]) -> str:
+    """One small PR chart per group, every group, largest first; too-small ones say so."""
+    charts = []
+    for name in sorted(hists, key=lambda k: -(hists[k].positives + hists[k].negatives)):
+        hist = hists[name]
+        n = hist.positives + hist.negatives
+        small = " · too small to trust" if n < MIN_TRUSTED else ""
+        title = (
+            f"{escape(name)} <span class='muted'>(n={n:,}, {hist.positives:,} unsafe{small})</span>"
+        )
+        if not hist.positives or not hist.negatives:
+            missing = "unsafe" if not hist.positives else "safe"
+            chart = f"<p class='empty'>no {missing} rows: no curve</p>"
+        else:
+            c = hist.curve()
+            chart = _svg.line_chart(
+                {name: (list(c.recall[::10]), list(c.precision[::10]))},
+                title=f"PR curve {name}",
+                x_label="recall",
+                y_label="precision",
+                width=210,
+                height=170,
+                legend=False,
+            )
+        charts.append(f"<div><h3>{title}</h3>{chart}</div>")
+    return "<div class='grid'>" + "".join(charts) + "</div>"
+
+
+def _wrong_part(stats: AuditStats, texts: dict[int, str], include_text: bool) -> str:
+    """The misses (unsafe rows allowed) and false alarms (safe rows flagged or blocked)."""
+    parts = []
+    for title, rows, total, order in (
+        ("Misses: unsafe rows the policy allowed", stats.misses, stats.misses_total,
+         "lowest score first"),
+        ("False alarms: safe rows the policy flagged or blocked", stats.false_alarms,
+         stats.false_alarms_total, "highest score first"),
+    ):  # fmt: skip
+        shown = f"{len(rows):,} of {total:,}, {order}" if total > len(rows) else f"{total:,}"
+        parts.append(f"<h3>{escape(title)} ({shown})</h3>")
+        parts.append(
+            _listed_table(rows, texts, include_text) if rows else "<p class='empty'>none</p>"
+        )
+    return "".join(parts)
+
+
+def _listed_table(rows: list[ListedRow], texts: dict[int, str], include_text: bool) -> str:
+    head = ["score", "action", "label", "categories fired", "language", "row", "id"]
+    head += ["text"] if include_text else []
+    body: list[list[Any]] = []
+    for r in rows:
+        line: list[Any] = [r.score, r.action, r.label, r.categories, r.language, r.row, r.id]
+        if include_text:
+            line.append(snippet(texts.get(r.row, "")))
+        body.append(line)
+    return table(head, body, sortable=True)
 
 
 def _pr_auc(hist: ScoreHist) -> float | None:

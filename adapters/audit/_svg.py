@@ -60,8 +60,10 @@ def histogram(
     title: str,
     width: int = 420,
     height: int = 200,
+    markers: Sequence[tuple[float, str]] = (),
 ) -> str:
-    """Vertical bars over [0, 1], one colour per series (side by side within a bin)."""
+    """Vertical bars over [0, 1], one colour per series (side by side within a bin), and a
+    dashed vertical line, labelled, at each ``(position, label)`` marker (thresholds)."""
     names = list(series)
     bins = len(next(iter(series.values()))) if series else 0
     if not bins:
@@ -87,8 +89,21 @@ def histogram(
     for t in (0, 0.25, 0.5, 0.75, 1.0):
         x = left + plot_w * t
         body.append(f'<text x="{x:.1f}" y="{height - 12}" text-anchor="middle">{t:g}</text>')
+    for k, (position, label) in enumerate(markers):
+        x = left + plot_w * min(1.0, max(0.0, position))
+        colour = MARKER_COLOURS.get(label.split()[-2] if " " in label else label, "#444")
+        body.append(
+            f'<line x1="{x:.1f}" y1="{top_pad - 4}" x2="{x:.1f}" y2="{top_pad + plot_h}" '
+            f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="4 3" class="threshold"/>'
+            f'<text x="{x - 3:.1f}" y="{top_pad + 10 + 12 * k}" text-anchor="end" '
+            f'fill="{colour}">{escape(label)}</text>'
+        )
     body.append(_legend(names, left + 4, 14))
     return _svg(width, height, body, title)
+
+
+# Threshold markers: flag lines amber, block lines red (the action colours, darker).
+MARKER_COLOURS = {"flag": "#b7791f", "block": "#9b2c2c"}
 
 
 def line_chart(
@@ -99,10 +114,11 @@ def line_chart(
     y_label: str,
     width: int = 420,
     height: int = 300,
+    legend: bool = True,
 ) -> str:
     """Lines over the unit square: (xs, ys) per named series (e.g. PR curves)."""
     left, bottom, top_pad = 48, 40, 10
-    plot_w, plot_h = width - left - 130, height - bottom - top_pad
+    plot_w, plot_h = width - left - (130 if legend else 12), height - bottom - top_pad
     body = [_axes(left, top_pad, plot_w, plot_h, None)]
     names = list(series)
     for s, name in enumerate(names):
@@ -126,7 +142,8 @@ def line_chart(
         f'<text x="12" y="{top_pad + plot_h / 2:.1f}" text-anchor="middle" class="lbl" '
         f'transform="rotate(-90 12 {top_pad + plot_h / 2:.1f})">{escape(y_label)}</text>'
     )
-    body.append(_legend(names, left + plot_w + 12, top_pad + 8, vertical=True))
+    if legend:
+        body.append(_legend(names, left + plot_w + 12, top_pad + 8, vertical=True))
     return _svg(width, height, body, title)
 
 

@@ -52,9 +52,20 @@ class _Fit:
             self.by_category.setdefault((role, cat), ScoreHist()).add(scores.get(cat, 0.0), label)
 
 
+#: Fewer rows of a class than this (in the calibration or the held-out part) and the
+#: calibration is too small to trust.
+MIN_TRUSTED = 30
+
+
 @dataclass(frozen=True)
 class CalibrationResult:
-    """A calibrated policy and what it changes on the held-out part."""
+    """A calibrated policy and what it changes on the held-out part.
+
+    ``problems`` lists why the policy should not be used as it is (a part too small to
+    trust, a held-out false-positive rate that rises); ``warnings`` what to look at (a
+    language whose held-out FPR rises). ``guardrail calibrate`` refuses to write the policy
+    while there are problems, unless forced.
+    """
 
     policy: Policy
     thresholds: dict[str, float]
@@ -62,6 +73,8 @@ class CalibrationResult:
     after: Evaluation
     calibration_rows: int
     holdout_rows: int
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary."""
@@ -71,7 +84,45 @@ class CalibrationResult:
             "holdout_rows": self.holdout_rows,
             "before": self.before.as_dict(),
             "after": self.after.as_dict(),
+            "problems": list(self.problems),
+            "warnings": list(self.warnings),
         }
+
+
+def _class_sizes(where: str, positives: int, negatives: int) -> list[str]:
+    return [
+        f"the {where} part has {n:,} {name} rows, fewer than {MIN_TRUSTED}: too small to trust"
+        for name, n in (("unsafe", positives), ("safe", negatives))
+        if n < MIN_TRUSTED
+    ]
+
+
+def _review(fit: _Fit, before: Evaluation, after: Evaluation) -> tuple[list[str], list[str]]:
+    """Problems (refuse to write) and warnings of a calibration."""
+    problems = _class_sizes(
+        "calibration",
+        sum(h.positives for h in fit.by_role.values()),
+        sum(h.negatives for h in fit.by_role.values()),
+    )
+    o = before.overall
+    problems += _class_sizes("held-out", o.tp + o.fn, o.fp + o.tn)
+    fpr_before, fpr_after = before.overall.fpr, after.overall.fpr
+    if fpr_before is not None and fpr_after is not None and fpr_after > fpr_before + 1e-12:
+        problems.append(
+            f"the new thresholds raise the held-out false-positive rate from {fpr_before:.3f} "
+            f"to {fpr_after:.3f}"
+        )
+    warnings = []
+    for lang, counts in sorted(after.by_language.items()):
+        old = before.by_language.get(lang)
+        if old is None or old.fpr is None or counts.fpr is None:
+            continue
+        if counts.fpr > old.fpr + 1e-12:
+            size = "" if old.n >= MIN_TRUSTED else f"; only {old.n} held-out rows"
+            warnings.append(
+                f"language {lang}: held-out FPR rises from {old.fpr:.3f} to {counts.fpr:.3f}{size}"
+            )
+    return problems, warnings
 
 
 def _choose(hist: ScoreHist, objective: Objective, target: float) -> float:
@@ -134,7 +185,8 @@ def calibrate(
     thresholds = _choose_all(fit, objective, target, min_rows, per_category)
     new = _apply(policy, thresholds, name or f"{policy.name}-calibrated", objective, target)
     before, after, n_hold = evaluate_split(results, holdout, policy, new)
-    return CalibrationResult(new, thresholds, before, after, n_fit, n_hold)
+    problems, warnings = _review(fit, before, after)
+    return CalibrationResult(new, thresholds, before, after, n_fit, n_hold, problems, warnings)
 
 
 def _choose_all(

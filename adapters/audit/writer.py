@@ -132,6 +132,42 @@ class CommitBuffer:
         self._buffer, self._last = [], time.monotonic()
 
 
+# Fingerprint keys as the user knows them (command-line options, or what changed on disk).
+_SETTING_NAMES = {
+    "input": "input",
+    "input_format": "--format",
+    "input_size": "input size (the file changed)",
+    "input_mtime_ns": "input modification time (the file changed)",
+    "policy_hash": "--policy (its content hash)",
+    "text_field": "--text-field",
+    "prompt_field": "--prompt-field",
+    "id_field": "--id-field",
+    "role": "--role",
+    "role_field": "--role-field",
+    "label_field": "--label-field",
+    "label_map": "--label-map",
+    "language_field": "--language-field",
+}
+
+
+def fingerprint_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between the fingerprint of an unfinished run and this one, one
+    ``"setting: was X, now Y"`` per setting (nested ``fields`` flattened)."""
+
+    def flat(fp: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in fp.items() if k != "fields"}
+        out.update(fp.get("fields") or {})
+        return out
+
+    before, after = flat(old), flat(new)
+    changes = []
+    for key in [*after, *(k for k in before if k not in after)]:
+        if before.get(key) != after.get(key):
+            name = _SETTING_NAMES.get(key, key)
+            changes.append(f"{name}: was {before.get(key)!r}, now {after.get(key)!r}")
+    return changes or ["the manifest's settings could not be compared"]
+
+
 class ResultWriter:
     """Writes result rows in committed parts and merges them into the output at the end.
 
@@ -163,9 +199,12 @@ class ResultWriter:
         if manifest.exists():
             state = json.loads(manifest.read_text(encoding="utf-8"))
             if state.get("fingerprint") != self.fingerprint:
+                changes = fingerprint_changes(state.get("fingerprint") or {}, self.fingerprint)
                 raise ConfigError(
-                    f"{self.workdir} holds an unfinished run with different settings; "
-                    "rerun with the same arguments to resume, or pass --overwrite to start over"
+                    f"{self.workdir} holds an unfinished run with different settings ("
+                    + "; ".join(changes)
+                    + "); rerun with the same arguments to resume, or pass --overwrite to "
+                    "start over"
                 )
             self.parts = list(state["parts"])
             self.rows_done = int(state["rows_done"])

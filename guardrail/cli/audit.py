@@ -37,6 +37,12 @@ def _calibration_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--target-recall", type=click.FloatRange(0, 1), default=None, help="Recall to keep."
         ),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Write the calibrated policy even when a part is too small to trust or the "
+            "held-out false-positive rate rises (the problems are still printed).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -101,6 +107,12 @@ def _objective(opts: dict[str, Any]) -> dict[str, Any]:
 )
 @click.option("--report", type=_PATH, default=None, help="Write an HTML report here.")
 @click.option("--no-report-text", is_flag=True, help="Leave texts out of the report.")
+@click.option(
+    "--group-by",
+    default=None,
+    metavar="COLUMN",
+    help="Break the report down by this input column (e.g. source): rates and metrics per value.",
+)
 @click.option("--overwrite", is_flag=True, help="Start over: discard earlier output/progress.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
@@ -133,6 +145,8 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
 
     if opts["calibrate_out"] and not opts["label_field"]:
         fail("--calibrate needs --label-field")
+    if opts["group_by"] and not opts["report"]:
+        fail("--group-by needs --report (it breaks the report down)")
     if opts["calibrate_out"]:
         _objective(opts)  # fail before the long run, not after it
     try:
@@ -169,7 +183,13 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
             + ")"
         )
         if opts["report"]:
-            _report(config, summary.as_dict(), opts["report"], not opts["no_report_text"])
+            _report(
+                config,
+                summary.as_dict(),
+                opts["report"],
+                not opts["no_report_text"],
+                opts["group_by"],
+            )
         if opts["calibrate_out"]:
             target = opts["calibrate_out"]
             _print_calibration(_calibrate(out, resolved, target, opts))
@@ -181,7 +201,9 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
 audit.params.append(policy_option())
 
 
-def _report(config: Any, summary: dict[str, Any], path: Path, include_text: bool) -> None:
+def _report(
+    config: Any, summary: dict[str, Any], path: Path, include_text: bool, group_by: str | None
+) -> None:
     from guardrail.adapters.audit.readers import detect_format
     from guardrail.adapters.audit.report import write_report
     from guardrail.adapters.audit.runner import resolve_policy
@@ -202,6 +224,8 @@ def _report(config: Any, summary: dict[str, Any], path: Path, include_text: bool
         input_format=detect_format(config.input, config.input_format),
         fields=config.fields,
         include_text=include_text,
+        policy=policy,
+        group_by=group_by,
     )
     click.echo(f"report -> {path}")
 
@@ -214,21 +238,32 @@ def _calibrate(
     from guardrail.adapters.audit.runner import resolve_policy
 
     result = run_calibration(results, resolve_policy(policy), **_objective(opts), **options)
-    write_policy(result.policy, out)
     summary: dict[str, Any] = result.as_dict()
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for problem in result.problems:
+        click.echo(f"{'warning' if opts['force'] else 'error'}: {problem}", err=True)
+    if result.problems and not opts["force"]:
+        _print_calibration(summary, err=True)
+        fail(
+            f"not writing {out}: the calibration is not trustworthy ({len(result.problems)} "
+            "problem(s) above); label more rows, or pass --force to write it anyway"
+        )
+    write_policy(result.policy, out)
     return summary
 
 
-def _print_calibration(summary: dict[str, Any]) -> None:
+def _print_calibration(summary: dict[str, Any], *, err: bool = False) -> None:
     click.echo(
-        f"calibrated on {summary['calibration_rows']:,} rows; held out {summary['holdout_rows']:,}"
+        f"calibrated on {summary['calibration_rows']:,} rows; held out {summary['holdout_rows']:,}",
+        err=err,
     )
     for key, t in summary["thresholds"].items():
-        click.echo(f"  {key:32} flag_at={t:.3f}")
-    click.echo(f"  {'held-out':10} {'precision':>9} {'recall':>7} {'F1':>6} {'FPR':>6}")
+        click.echo(f"  {key:32} flag_at={t:.3f}", err=err)
+    click.echo(f"  {'held-out':10} {'precision':>9} {'recall':>7} {'F1':>6} {'FPR':>6}", err=err)
     for when in ("before", "after"):
         m = summary[when]["overall"]
-        click.echo(f"  {when:10} " + " ".join(_fmt(m[k], w) for k, w in _COLS))
+        click.echo(f"  {when:10} " + " ".join(_fmt(m[k], w) for k, w in _COLS), err=err)
 
 
 _COLS = (("precision", 9), ("recall", 7), ("f1", 6), ("fpr", 6))

@@ -148,3 +148,62 @@ def test_calibration_on_shared_data_lowers_fpr_at_fixed_recall(tmp_path):
     # reach the calibrated policy's recall, still has more false positives.
     global_fpr = result.before.fpr_at_recall(after.recall)
     assert global_fpr is not None and after.fpr < global_fpr, result.as_dict()
+
+
+def _cli(*args: str) -> object:
+    from click.testing import CliRunner
+
+    from guardrail.cli import cli
+
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_a_sound_calibration_has_no_problems(tmp_path):
+    out = _audit_shifted(tmp_path)
+    base = load_policy(POLICIES / "audit_shifted.yaml")
+    result = calibrate(out, base, objective="fpr", target_fpr=0.05, holdout=0.4, min_rows=30)
+    assert result.problems == []
+    assert result.as_dict()["problems"] == []
+
+
+def test_too_small_a_calibration_is_refused(tmp_path):
+    out = _audit_shifted(tmp_path)
+    # keep 60 rows of the 1,800: each part has fewer than 30 rows of a class
+    from guardrail.adapters.audit.writer import iter_output
+
+    rows = [r for b in iter_output(out) for r in b][:60]
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    base = load_policy(POLICIES / "audit_shifted.yaml")
+    result = calibrate(small, base, objective="f1", min_rows=5)
+    assert any("too small to trust" in p and "calibration part" in p for p in result.problems)
+    assert any("held-out part" in p for p in result.problems)
+    target = tmp_path / "cal.yaml"
+    policy = str(POLICIES / "audit_shifted.yaml")
+    refused = _cli(
+        "calibrate", str(small), "--policy", policy, "--objective", "f1", "--out", str(target)
+    )
+    assert refused.exit_code != 0 and not target.exists()
+    assert "too small to trust" in refused.output and "not writing" in refused.output
+    forced = _cli("calibrate", str(small), "--policy", policy, "--objective", "f1", "--out",
+                  str(target), "--force")  # fmt: skip
+    assert forced.exit_code == 0, forced.output
+    assert target.exists() and "warning: the calibration part has" in forced.output
+
+
+def test_a_rising_held_out_fpr_is_refused(tmp_path):
+    out = _audit_shifted(tmp_path)
+    # A lenient FPR target (0.6) lets the thresholds fall: more false positives than before.
+    base = load_policy(POLICIES / "audit_shifted.yaml")
+    result = calibrate(out, base, objective="fpr", target_fpr=0.6, holdout=0.4, min_rows=30)
+    before, after = result.before.overall.fpr, result.after.overall.fpr
+    assert before is not None and after is not None and after > before
+    expected = f"raise the held-out false-positive rate from {before:.3f} to {after:.3f}"
+    assert [p for p in result.problems if "false-positive" in p] == [
+        f"the new thresholds {expected}"
+    ]
+    target = tmp_path / "cal.yaml"
+    refused = _cli("calibrate", str(out), "--policy", str(POLICIES / "audit_shifted.yaml"),
+                   "--target-fpr", "0.6", "--holdout", "0.4", "--out", str(target))  # fmt: skip
+    assert refused.exit_code != 0 and not target.exists()
+    assert expected in refused.output

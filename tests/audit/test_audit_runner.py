@@ -118,8 +118,15 @@ def test_resume_continues_a_partial_run_and_refuses_other_settings(tmp_path):
     writer.commit(rows_of(tmp_path / "ref.jsonl")[:12])
     assert isinstance(writer, ResultWriter) and writer.rows_done == 12
 
-    with pytest.raises(ConfigError, match="different settings"):
+    with pytest.raises(ConfigError, match="different settings") as refused:
         run_audit(AuditConfig(input=src, out=out, fields=FieldSpec(id_field="text"), policy=FAKE))
+    # the refusal names the setting that differs, with both values, and nothing else
+    assert "(--id-field: was None, now 'text')" in str(refused.value)
+    other = load_policy(FAKE).replace(
+        name="other", thresholds={"prompt": {"unsafe": {"block_at": 0.2}}}
+    )
+    with pytest.raises(ConfigError, match=r"--policy \(its content hash\): was '\w+', now '\w+'"):
+        run_audit(AuditConfig(input=src, out=out, policy=other))
 
     counting = FakeClassifier()
     summary = run_audit(config, guard=Guard(load_policy(FAKE), classifier=counting))
