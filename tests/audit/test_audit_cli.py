@@ -56,10 +56,13 @@ def test_audit_report_and_calibrate_end_to_end(tmp_path):
         "harmful",
         "--label-map",
         "toxic=unsafe,ok=safe",
+        "--group-by",
+        "harmful",
         "--no-progress",
     )
     assert done.returncode == 0, done.stderr
     assert "400 rows" in done.stdout and report.exists() and "<svg" in report.read_text()
+    assert "By harmful (2 groups)" in report.read_text()
     rows = [r for b in iter_output(out) for r in b]
     assert len(rows) == 400 and sum(r["label"] for r in rows) == 100
 
@@ -96,6 +99,9 @@ def test_errors_are_messages_not_tracebacks(tmp_path):
         ["audit", src, "--out", out, "--policy", FAKE, "--label-field", "harmful",
          "--calibrate", "c.yaml"],
         ["calibrate", src, "--out", str(tmp_path / "c.yaml"), "--target-fpr", "0.1"],
+        ["audit", src, "--out", out, "--policy", FAKE, "--group-by", "harmful"],
+        ["audit", src, "--out", str(tmp_path / "g.jsonl"), "--policy", FAKE, "--report",
+         str(tmp_path / "r.html"), "--group-by", "nope"],
     ]  # fmt: skip
     for args in cases:
         done = run(*args, "--no-progress") if args[0] == "audit" else run(*args)
