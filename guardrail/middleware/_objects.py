@@ -95,27 +95,45 @@ def replace(obj: Any, **changes: Any) -> Any:
 # -- blocked parts of results --------------------------------------------------------------
 
 
+# Message fields that may carry model text besides content and tool calls: cleared with a block.
+_MESSAGE_TEXT = ("audio", "parsed", "refusal", "annotations", "reasoning_content", "reasoning")
+
+
 def refuse_chat_choice(choice: Any, message: str) -> Any:
-    """The choice with its message replaced by ``message`` and finish_reason content_filter."""
+    """The choice with its message replaced by ``message`` and finish_reason content_filter.
+
+    Nothing of the blocked answer stays: tool calls, refusal, reasoning, annotations, fields the
+    openai types do not know, and the choice's ``logprobs`` (their tokens spell the answer).
+    """
     old = get(choice, "message")
     changes: dict[str, Any] = {"content": message, "tool_calls": None, "function_call": None}
-    if get(old, "audio") is not None:
-        changes["audio"] = None
-    if get(old, "parsed") is not None:
-        changes["parsed"] = None
-    return replace(choice, message=replace(old, **changes), finish_reason=CONTENT_FILTER)
+    for name in (*_MESSAGE_TEXT, *_extra_fields(old)):
+        if get(old, name) is not None:
+            changes[name] = None
+    return replace(
+        choice, message=replace(old, **changes), finish_reason=CONTENT_FILTER, logprobs=None
+    )
 
 
 def refuse_completion_choice(choice: Any, message: str) -> Any:
-    """A legacy completions choice with its text replaced."""
-    return replace(choice, text=message, finish_reason=CONTENT_FILTER)
+    """A legacy completions choice with its text replaced (and its logprobs dropped)."""
+    return replace(choice, text=message, finish_reason=CONTENT_FILTER, logprobs=None)
+
+
+def _extra_fields(obj: Any) -> list[str]:
+    """Fields outside a pydantic model's declared ones (``model_extra``), or a mapping's keys
+    beyond a chat message's known ones."""
+    if isinstance(obj, Mapping):
+        return [k for k in obj if k not in ("role", "content", "tool_calls", "function_call")]
+    extra = getattr(obj, "model_extra", None)
+    return list(extra) if isinstance(extra, dict) else []
 
 
 def end_chat_choice(choice: Any) -> Any:
     """A stream chunk choice that carries nothing but finish_reason content_filter."""
-    delta = replace(
-        get(choice, "delta"), content=None, role=None, tool_calls=None, function_call=None
-    )
+    old = get(choice, "delta")
+    cleared = {name: None for name in _MESSAGE_TEXT if get(old, name) is not None}
+    delta = replace(old, content=None, role=None, tool_calls=None, function_call=None, **cleared)
     return replace(choice, delta=delta, finish_reason=CONTENT_FILTER)
 
 

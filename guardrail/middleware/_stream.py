@@ -27,6 +27,9 @@ from guardrail.types import Verdict
 
 __all__ = ["guard_stream", "refusal_stream"]
 
+# Delta fields with model text other than content and tool calls: held until the choice ends.
+_HELD_TEXT = ("refusal", "reasoning_content", "reasoning")
+
 
 class _State:
     """Per-stream state: one moderator and one tool-call buffer per choice index."""
@@ -73,10 +76,14 @@ class _State:
         delta = get(choice, "delta")
         calls = list(get(delta, "tool_calls") or ())
         legacy = get(delta, "function_call")
-        if not calls and legacy is None:
+        # Reasoning and refusals are held like tool calls: whole, checked when the choice ends.
+        other = [text for name in _HELD_TEXT if isinstance(text := get(delta, name), str) and text]
+        if not calls and legacy is None and not other:
             return
         self.held.setdefault(index, []).append(choice)
         parts = self.tools.setdefault(index, {})
+        for k, text in enumerate(other):
+            parts.setdefault(-2 - k, []).append(text)
         pairs = [(get(call, "index") or 0, get(call, "function") or call) for call in calls]
         if legacy is not None:
             pairs.append((-1, legacy))
@@ -132,7 +139,9 @@ class _State:
 
     def _with_text(self, chunk: Any, choice: Any, text: str | None, finish: Any) -> Any:
         if self.kind == "chat":
-            delta = replace(get(choice, "delta"), content=text, tool_calls=None, function_call=None)
+            old = get(choice, "delta")
+            held = {name: None for name in _HELD_TEXT if get(old, name) is not None}
+            delta = replace(old, content=text, tool_calls=None, function_call=None, **held)
             if text is None:
                 delta = replace(delta, role=None)
             new = replace(choice, delta=delta, finish_reason=finish, logprobs=None)

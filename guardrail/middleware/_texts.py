@@ -243,10 +243,32 @@ def chat_choice(choice: Any) -> Extracted:
     audio = get(message, "audio")
     if audio is not None and isinstance(get(audio, "transcript"), str):
         texts.append(get(audio, "transcript"))
+    # Refusals and reasoning are model text too, as are fields the openai types do not know.
+    for name in ("refusal", "reasoning_content", "reasoning"):
+        texts += _strings(get(message, name))
+    extra = getattr(message, "model_extra", None)
+    if isinstance(extra, dict):
+        for name, value in extra.items():
+            if name not in ("reasoning_content", "reasoning"):
+                texts += _strings(value)
     text = "\n".join(t for t in texts if t)
     if text:
         out.pieces.append(Piece(text, f"choices[{index}]"))
     return out
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in a value (nested mappings, lists and objects' ``model_dump``)."""
+    if isinstance(value, str):
+        return [value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        value = dump()
+    if isinstance(value, Mapping):
+        return [s for item in value.values() for s in _strings(item)]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _strings(item)]
+    return []
 
 
 def completion_choice(choice: Any) -> Extracted:
