@@ -71,9 +71,12 @@ class ScrubResponses:
             nonlocal start
             kind = message["type"]
             if kind == "http.response.start":
-                # Held until the first body message: a masked body changes its length.
                 headers = [(k, scrub(v)) for k, v in message.get("headers", [])]
-                start = {**message, "headers": headers}
+                if any(k.lower() == b"content-length" for k, _ in headers):
+                    # Held until the body: masking it changes its length.
+                    start = {**message, "headers": headers}
+                    return
+                await send({**message, "headers": headers})  # a stream: no length to fix
                 return
             if kind == "http.response.body":
                 body = message.get("body", b"")
