@@ -3,11 +3,16 @@
 A sample goes to the second stage when the first stage's ``unsafe`` score lies in
 ``[escalate_from, escalate_below)``, or when its language is not one the first stage covers.
 Every ``ScoreSet`` records the stage that decided in ``stage`` (the engine reports it in the
-verdict's ``decided_by``); escalated ones also say why in ``notes``.
+verdict's ``decided_by``); escalated ones also say why in ``notes``. With ``max_latency_ms``, a
+second stage that has not answered when the budget is spent is not waited for: the escalated
+samples keep the first stage's scores, with stage ``fallback:first:NAME`` and a note.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
+import time
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -54,6 +59,12 @@ class CascadeClassifier:
             description="Languages the first stage covers; others always escalate "
             "(None: every language is covered).",
         )
+        max_latency_ms: float | None = Field(
+            None,
+            gt=0,
+            description="Budget for one score call, both stages included; when the second "
+            "stage has not answered by then, the first stage's scores are used (None: wait).",
+        )
 
         @model_validator(mode="after")
         def _ordered(self) -> CascadeClassifier.Options:
@@ -83,12 +94,18 @@ class CascadeClassifier:
             if options.languages is None
             else {normalize_language(code) for code in options.languages}
         )
+        # The second stage runs here when it has a latency budget; a call that overran keeps
+        # its worker until it returns (threads cannot be stopped), so two workers at most.
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._build_lock = threading.Lock()
 
     @property
     def second(self) -> Classifier:
         """The second stage, built on first use (a guard LLM loads only when needed)."""
         if self._second is None:
-            self._second = create_classifier(self.options.second, taxonomy=self._taxonomy)
+            with self._build_lock:
+                if self._second is None:
+                    self._second = create_classifier(self.options.second, taxonomy=self._taxonomy)
         return self._second
 
     def escalation_reason(self, sample: Sample, scores: ScoreSet) -> str | None:
@@ -104,6 +121,7 @@ class CascadeClassifier:
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
         """Score with the first stage; re-score the uncertain samples with the second."""
+        started = time.perf_counter()
         firsts = self.first.score(samples)
         out: list[ScoreSet] = []
         escalate: list[int] = []
@@ -117,11 +135,41 @@ class CascadeClassifier:
                 escalate.append(i)
                 reasons[i] = reason
         if escalate:
-            seconds = self.second.score([samples[i] for i in escalate])
+            seconds = self._second_scores([samples[i] for i in escalate], started)
+            if seconds is None:
+                budget = self.options.max_latency_ms
+                for i in escalate:
+                    note = (
+                        f"escalated ({reasons[i]}) but the second stage did not answer within "
+                        f"max_latency_ms={budget:g}; first stage's scores used",
+                    )
+                    out[i] = _staged(firsts[i], f"fallback:first:{self.first.name}", note)
+                return out
             for i, scores in zip(escalate, seconds, strict=True):
                 note = (f"escalated: {reasons[i]}",)
                 out[i] = _staged(scores, f"second:{self.second.name}", note)
         return out
+
+    def _second_scores(self, samples: list[Sample], started: float) -> list[ScoreSet] | None:
+        """The second stage's scores, or None when they did not come within the budget."""
+        budget = self.options.max_latency_ms
+        if budget is None:
+            return self.second.score(samples)
+        left = budget / 1000 - (time.perf_counter() - started)
+        if left <= 0:
+            return None
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=2, thread_name_prefix="guardrail-cascade"
+            )
+        # Building the second stage (loading its model) counts against the budget too: the
+        # first calls fall back while it loads.
+        future = self._pool.submit(lambda: self.second.score(samples))
+        try:
+            return future.result(timeout=left)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return None
 
 
 def _staged(scores: ScoreSet, stage: str, notes: tuple[str, ...]) -> ScoreSet:
