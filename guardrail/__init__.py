@@ -22,9 +22,10 @@ from guardrail.errors import (
 from guardrail.guard import Guard
 from guardrail.language import detect_language, normalize_language
 from guardrail.policy import Policy, list_policies, load_policy
+from guardrail.redaction import Redaction, Vault
 from guardrail.registry import known_classifiers, register_classifier
 from guardrail.taxonomy import Category, Taxonomy, TaxonomyMapping, load_mapping, load_taxonomy
-from guardrail.types import Action, FiredCategory, Role, Sample, ScoreSet, Verdict
+from guardrail.types import Action, Entity, FiredCategory, Role, Sample, ScoreSet, Verdict
 
 __version__ = "0.1.0"
 
@@ -36,10 +37,12 @@ __all__ = [
     "ClassifierTimeout",
     "ConfigError",
     "ContentBlocked",
+    "Entity",
     "FiredCategory",
     "Guard",
     "GuardrailError",
     "Policy",
+    "Redaction",
     "Role",
     "Sample",
     "ScoreSet",
@@ -47,6 +50,7 @@ __all__ = [
     "TaxonomyMapping",
     "UnguardedCallError",
     "UnknownClassifierError",
+    "Vault",
     "Verdict",
     "__version__",
     "detect_language",

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from guardrail.policy import DirectionThresholds, Policy, Thresholds
-from guardrail.types import Action, FiredCategory, Role, ScoreSet, Verdict
+from guardrail.types import Action, Entity, FiredCategory, Role, ScoreSet, Verdict
 
-__all__ = ["error_verdict", "evaluate", "unchecked_reason"]
+__all__ = ["apply_entities", "error_verdict", "evaluate", "unchecked_reason"]
 
 _UNCHECKED = "could not be checked: "
 
@@ -146,3 +146,24 @@ def unchecked_reason(verdict: Verdict) -> str | None:
         if note.startswith(_UNCHECKED):
             return note.removeprefix(_UNCHECKED).rsplit(" (fail ", 1)[0]
     return "classifier error"
+
+
+def apply_entities(verdict: Verdict, entities: Sequence[Entity]) -> Verdict:
+    """The verdict with the entities found in its text, and their actions taken into account.
+
+    The most severe action wins (a secret the policy blocks blocks; an e-mail it redacts turns
+    an allow or a flag into redact); each type whose action counted is named in ``decided_by``
+    as ``entity:TYPE``. Nothing changes when ``entities`` is empty.
+    """
+    if not entities:
+        return verdict
+    action = Action.most_severe(verdict.action, *(e.action for e in entities))
+    decided_by = list(verdict.decided_by)
+    if action is not verdict.action or action is not Action.ALLOW:
+        for entity in entities:
+            label = f"entity:{entity.type}"
+            if entity.action is action and label not in decided_by:
+                decided_by.append(label)
+    return verdict.with_updates(
+        action=action, entities=tuple(entities), decided_by=tuple(decided_by)
+    )

@@ -15,12 +15,13 @@ from typing import Any
 
 from guardrail._text import split_parts
 from guardrail.classifiers.base import Classifier
-from guardrail.engine import error_verdict, evaluate
+from guardrail.engine import apply_entities, error_verdict, evaluate
 from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError
 from guardrail.language import UNDETERMINED, detect_language, normalize_language
 from guardrail.policy import Policy, load_policy
+from guardrail.redaction import EntityDetector, Redaction, Vault
 from guardrail.registry import create_classifier
-from guardrail.types import Action, Role, Sample, ScoreSet, Verdict
+from guardrail.types import Action, Entity, Role, Sample, ScoreSet, Verdict
 from guardrail.views.normalize import is_view_label, scoring_notes, view_samples
 
 __all__ = ["Guard"]
@@ -68,6 +69,7 @@ class Guard:
         self.policy = policy
         self._classifier = classifier
         self._lock = threading.Lock()
+        self._detector = EntityDetector(policy.entities) if policy.entities.active else None
 
     @classmethod
     def from_policy(
@@ -91,6 +93,56 @@ class Guard:
                         self.policy.classifier, taxonomy=self.policy.resolved_taxonomy
                     )
         return self._classifier
+
+    @property
+    def redacts(self) -> bool:
+        """True when the policy looks for personal data or secrets (``entities``)."""
+        return self._detector is not None
+
+    def warm_up(self) -> None:
+        """Build the classifier and the entity detectors now (model loading happens here)."""
+        _ = self.classifier
+        if self._detector is not None:
+            self._detector.warm_up()
+
+    # -- personal data and secrets ---------------------------------------------------------
+
+    def redact(
+        self, text: str, *, role: Role | str = Role.PROMPT, vault: Vault | None = None
+    ) -> Redaction:
+        """Replace the personal data and secrets the policy redacts by typed placeholders.
+
+        Only the entity detectors run (no classifier). Entities whose action is ``redact`` in
+        this direction become ``<TYPE_N>`` placeholders; the others (block, flag, allow) are
+        listed but left in place.
+
+        Args:
+            text: the text.
+            role: ``prompt`` or ``response`` (the policy's rules differ per direction).
+            vault: the request's vault, to number placeholders across several texts of one
+                request (a new one when None); ``result.restore(answer)`` puts values back.
+
+        Raises:
+            TypeError: ``text`` is not a str.
+            ConfigError: the policy has no ``entities`` section (nothing would be looked for).
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, not {type(text).__name__}")
+        if self._detector is None:
+            raise ConfigError(
+                f"policy {self.policy.name!r} looks for no personal data or secrets; add an "
+                "`entities` section (see policies/redact-example.yaml)"
+            )
+        vault = vault if vault is not None else Vault()
+        entities = self._detector.detect(text, Role(role))
+        redacted, annotated = vault.redact(text, entities)
+        return Redaction(redacted, annotated, vault)
+
+    def entities(self, text: str, role: Role | str = Role.PROMPT) -> tuple[Entity, ...]:
+        """The entities the policy's detectors find in ``text`` (empty when none run)."""
+        if self._detector is None:
+            return ()
+        return self._detector.detect(text, Role(role))
 
     # -- adapters --------------------------------------------------------------------------
 
@@ -227,11 +279,22 @@ class Guard:
                 verdicts[i] = early
         if pieces:
             self._score_pieces(samples, pieces, languages, verdicts, score)
+        if self._detector is not None:
+            t0 = time.perf_counter()
+            for i, sample in enumerate(samples):
+                found = self._detector.detect(sample.text, sample.role)
+                verdict = verdicts[i]
+                assert verdict is not None
+                verdicts[i] = apply_entities(verdict, found)
+            detect_ms = (time.perf_counter() - t0) * 1000
         total_ms = (time.perf_counter() - started) * 1000
         out = []
         for v in verdicts:
             assert v is not None
-            out.append(v.with_updates(timings={**v.timings, "total_ms": total_ms}))
+            timings = {**v.timings, "total_ms": total_ms}
+            if self._detector is not None:
+                timings["entities_ms"] = detect_ms
+            out.append(v.with_updates(timings=timings))
         return out
 
     def _expand(

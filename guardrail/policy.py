@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from guardrail._entity_types import ENTITY_GROUPS, NER_TYPES, PII_TYPES, SECRET_TYPES, detector_of
 from guardrail._resources import (
     format_validation_error,
     read_yaml,
@@ -32,17 +33,20 @@ from guardrail._resources import (
 from guardrail.errors import ConfigError, UnknownClassifierError
 from guardrail.language import normalize_language
 from guardrail.taxonomy import Category, Taxonomy, load_taxonomy
-from guardrail.types import Role
+from guardrail.types import Action, Role
 from guardrail.views.normalize import Normalization
 
 __all__ = [
     "ClassifierSpec",
     "DirectionThresholds",
+    "EntityRules",
     "LanguageOverride",
     "OnError",
     "PatternList",
+    "PiiSettings",
     "Policy",
     "RoleThresholds",
+    "SecretsSettings",
     "TaxonomySpec",
     "Thresholds",
     "list_policies",
@@ -218,6 +222,123 @@ def _spaced(char: str) -> bool:
     return not unspaced
 
 
+#: Regions whose national phone formats are recognised (``phonenumbers`` region codes).
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "PT", "BR", "NL", "JP", "IN", "CA")
+
+
+class PiiSettings(BaseModel):
+    """Personal data found by Microsoft Presidio (``pip install guardrail-sdk[pii]``)."""
+
+    model_config = _STRICT
+
+    types: list[str] | None = Field(
+        None,
+        description="PII types to look for; None: every pattern type (and the NER types "
+        "PERSON, LOCATION, NRP, DATE_TIME when spacy_model is set).",
+    )
+    min_score: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        description="Ignore findings the recognizer scores below this (phone numbers score 0.4 "
+        "without context words, which a blank pipeline cannot see).",
+    )
+    phone_regions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_PHONE_REGIONS),
+        description="Regions whose national phone formats count (international +NN numbers "
+        "are found whatever the region).",
+    )
+    spacy_model: str | None = Field(
+        None,
+        description="An installed spaCy pipeline (e.g. en_core_web_lg) for names, places and "
+        "dates; None uses a blank pipeline (patterns only, nothing downloaded).",
+    )
+    language: str = Field("en", description="Language code of spacy_model's pipeline.")
+
+    @field_validator("types")
+    @classmethod
+    def _known(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if name not in PII_TYPES + NER_TYPES:
+                raise ValueError(
+                    f"unknown PII type {name!r}; known: {', '.join(PII_TYPES)}, "
+                    f"{', '.join(NER_TYPES)} (the last ones need spacy_model)"
+                )
+        return value
+
+
+class SecretsSettings(BaseModel):
+    """Secrets found by Yelp's detect-secrets plugins."""
+
+    model_config = _STRICT
+
+    types: list[str] | None = Field(None, description="Secret types to look for; None: all.")
+    base64_limit: float = Field(
+        4.5, ge=0, le=8, description="Shannon entropy from which a quoted base64 string counts."
+    )
+    hex_limit: float = Field(
+        3.0, ge=0, le=8, description="Shannon entropy from which a quoted hex string counts."
+    )
+
+    @field_validator("types")
+    @classmethod
+    def _known(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or []:
+            if name not in SECRET_TYPES:
+                raise ValueError(f"unknown secret type {name!r}; known: {', '.join(SECRET_TYPES)}")
+        return value
+
+
+class EntityRules(BaseModel):
+    """Personal data and secrets: which detectors run, and per type and direction what to do.
+
+    ``prompt`` and ``response`` map an entity type (``EMAIL``, ``AWS_KEY``, ...) or a group
+    (``pii``, ``secrets``) to ``allow``, ``flag``, ``redact`` or ``block``; a type beats its
+    group, and types not named are allowed (still listed in the verdict).
+    """
+
+    model_config = _STRICT
+
+    pii: PiiSettings | None = Field(None, description="Run Presidio's PII recognizers.")
+    secrets: SecretsSettings | None = Field(None, description="Run detect-secrets' plugins.")
+    prompt: dict[str, Action] = Field(
+        default_factory=dict, description="Action per entity type or group in user input."
+    )
+    response: dict[str, Action] = Field(
+        default_factory=dict, description="Action per entity type or group in model output."
+    )
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> EntityRules:
+        for direction, rules in (("prompt", self.prompt), ("response", self.response)):
+            for name in rules:
+                detector = detector_of(name)
+                if detector is None:
+                    known = ", ".join([*ENTITY_GROUPS, *PII_TYPES, *NER_TYPES, *SECRET_TYPES])
+                    raise ValueError(f"{direction}: unknown entity type {name!r}; known: {known}")
+                if getattr(self, detector) is None:
+                    raise ValueError(
+                        f"{direction}.{name}: the {detector} detector is off; add "
+                        f"`{detector}: {{}}` under entities to turn it on"
+                    )
+        return self
+
+    @property
+    def active(self) -> bool:
+        """True when a detector runs."""
+        return self.pii is not None or self.secrets is not None
+
+    def action_for(self, entity_type: str, role: Role) -> Action:
+        """What to do with one entity type in one direction (a type beats its group)."""
+        rules = self.prompt if role is Role.PROMPT else self.response
+        if entity_type in rules:
+            return rules[entity_type]
+        group = detector_of(entity_type)
+        if group is not None and group in rules:
+            return rules[group]
+        return Action.ALLOW
+
+
 class ClassifierSpec(BaseModel):
     """Which classifier scores the text, and with which options."""
 
@@ -293,6 +414,11 @@ class Policy(BaseModel):
     )
     refusal_message: str = Field(
         "Sorry, I can't help with that.", description="Text a blocked call returns instead."
+    )
+    entities: EntityRules = Field(
+        default_factory=EntityRules,
+        description="Personal data and secrets: detectors and what to do per type "
+        "(allow / flag / redact / block) and direction.",
     )
 
     @field_validator("language_groups")

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Action", "FiredCategory", "Role", "Sample", "ScoreSet", "Verdict"]
+__all__ = ["Action", "Entity", "FiredCategory", "Role", "Sample", "ScoreSet", "Verdict"]
 
 
 class Action(StrEnum):
@@ -19,11 +19,12 @@ class Action(StrEnum):
 
     ALLOW = "allow"
     FLAG = "flag"
+    REDACT = "redact"
     BLOCK = "block"
 
     @property
     def severity(self) -> int:
-        """0 for allow, 1 for flag, 2 for block."""
+        """0 for allow, 1 for flag, 2 for redact, 3 for block."""
         return _SEVERITY[self]
 
     @classmethod
@@ -32,7 +33,7 @@ class Action(StrEnum):
         return max(actions, key=_SEVERITY.__getitem__, default=cls.ALLOW)
 
 
-_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
+_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.REDACT: 2, Action.BLOCK: 3}
 
 
 class Role(StrEnum):
@@ -104,12 +105,28 @@ class FiredCategory(BaseModel):
     action: Action = Field(description="What crossing it means: flag or block.")
 
 
+class Entity(BaseModel):
+    """A piece of personal data or a secret found in a text: its type and span, never its value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str = Field(description="Entity type, e.g. EMAIL, PHONE, PERSON, AWS_KEY.")
+    start: int = Field(ge=0, description="Start offset in the text that was checked.")
+    end: int = Field(ge=0, description="End offset (exclusive) in the text that was checked.")
+    score: float = Field(ge=0, le=1, description="The detector's confidence.")
+    detector: str = Field(description="Which detector found it: pii or secrets.")
+    action: Action = Field(description="What the policy says for this type and direction.")
+    placeholder: str | None = Field(
+        None, description="The placeholder that replaced it (set by Guard.redact only)."
+    )
+
+
 class Verdict(BaseModel):
     """The decision about one text, and why. Frozen and JSON-serialisable."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    action: Action = Field(description="allow, flag or block.")
+    action: Action = Field(description="allow, flag, redact or block.")
     role: Role = Field(description="prompt or response.")
     scores: ScoreSet = Field(description="The classifier's scores (after combining parts/views).")
     categories: tuple[FiredCategory, ...] = Field(
@@ -129,6 +146,9 @@ class Verdict(BaseModel):
     timings: dict[str, float] = Field(
         default_factory=dict, description="Milliseconds per step (classify, total, ...)."
     )
+    entities: tuple[Entity, ...] = Field(
+        (), description="Personal data and secrets found: types and spans, never the values."
+    )
 
     @property
     def blocked(self) -> bool:
@@ -139,6 +159,11 @@ class Verdict(BaseModel):
     def flagged(self) -> bool:
         """True when the action is flag."""
         return self.action is Action.FLAG
+
+    @property
+    def redacted(self) -> bool:
+        """True when the action is redact (the text goes on with placeholders)."""
+        return self.action is Action.REDACT
 
     def with_updates(self, **changes: Any) -> Verdict:
         """A copy with some fields changed (the verdict itself is frozen)."""
