@@ -10,14 +10,17 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace as replace_fields
 from typing import Any
 
 from guardrail.middleware import _objects as objects
 from guardrail.middleware import _texts as texts
 from guardrail.middleware._context import Context
 from guardrail.middleware._objects import GuardReport, attach, replace
+from guardrail.middleware._redact import redact_kwargs, restore_result
 from guardrail.middleware._stream import guard_stream, refusal_stream
 from guardrail.middleware._texts import Extracted, UnguardedCallError, get
+from guardrail.redaction import Vault
 from guardrail.types import Verdict
 
 __all__ = ["moderated"]
@@ -131,20 +134,33 @@ def _finish(
     return attach(result, report)
 
 
+def _redacted(ctx: Context, request: _Request, verdict: Verdict) -> tuple[_Request, Vault | None]:
+    """The request with its texts redacted when the prompt's verdict says so."""
+    if not verdict.redacted:
+        return request, None
+    kwargs, vault = redact_kwargs(ctx.guard, request.kind, request.kwargs)
+    return replace_fields(request, kwargs=kwargs), vault
+
+
 def _sync(ctx: Context, kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def call(*args: Any, **kwargs: Any) -> Any:
         request = _prepare(ctx, kind, kwargs)
         report = GuardReport()
-        if ctx.check_prompt(request.prompt_side, report).blocked:
+        verdict = ctx.check_prompt(request.prompt_side, report)
+        if verdict.blocked:
             return _prompt_refusal(ctx, request, report, is_async=False)
+        request, vault = _redacted(ctx, request, verdict)
         result = method(*args, **request.kwargs)
         if request.stream:
             prompt = request.prompt_side.prompt
-            return guard_stream(ctx, kind, result, prompt, report, request.n, request.model)
+            return guard_stream(
+                ctx, kind, result, prompt, report, request.n, request.model, vault=vault
+            )
         groups = _groups(request, result)
         verdicts = ctx.check_choices(groups, request.prompt_side.prompt, report)
-        return _finish(ctx, request, result, verdicts, report)
+        finished = _finish(ctx, request, result, verdicts, report)
+        return attach(restore_result(finished, vault), report) if vault else finished
 
     return call
 
@@ -154,15 +170,20 @@ def _async(ctx: Context, kind: str, method: Callable[..., Any]) -> Callable[...,
     async def call(*args: Any, **kwargs: Any) -> Any:
         request = _prepare(ctx, kind, kwargs)
         report = GuardReport()
-        if (await ctx.acheck_prompt(request.prompt_side, report)).blocked:
+        verdict = await ctx.acheck_prompt(request.prompt_side, report)
+        if verdict.blocked:
             return _prompt_refusal(ctx, request, report, is_async=True)
+        request, vault = _redacted(ctx, request, verdict)
         result = await method(*args, **request.kwargs)
         if request.stream:
             prompt = request.prompt_side.prompt
-            return guard_stream(ctx, kind, result, prompt, report, request.n, request.model)
+            return guard_stream(
+                ctx, kind, result, prompt, report, request.n, request.model, vault=vault
+            )
         groups = _groups(request, result)
         verdicts = await ctx.acheck_choices(groups, request.prompt_side.prompt, report)
-        return _finish(ctx, request, result, verdicts, report)
+        finished = _finish(ctx, request, result, verdicts, report)
+        return attach(restore_result(finished, vault), report) if vault else finished
 
     return call
 

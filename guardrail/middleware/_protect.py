@@ -17,7 +17,9 @@ from guardrail.errors import ContentBlocked
 from guardrail.middleware._context import Context
 from guardrail.middleware._objects import GuardReport
 from guardrail.middleware._texts import Extracted, Piece
+from guardrail.redaction import Vault
 from guardrail.streaming import StreamStep
+from guardrail.types import Role, Verdict
 
 __all__ = ["protect_function"]
 
@@ -41,6 +43,38 @@ def _prompt_getter(fn: Callable[..., Any]) -> Callable[[tuple[Any, ...], dict[st
     return prompt_of
 
 
+def _prompt_setter(fn: Callable[..., Any]) -> Callable[..., tuple[tuple[Any, ...], dict[str, Any]]]:
+    signature = inspect.signature(fn)
+    names = [n for n in signature.parameters if n not in ("self", "cls")]
+    name = "prompt" if "prompt" in names else names[0]
+
+    def with_prompt(
+        args: tuple[Any, ...], kwargs: dict[str, Any], prompt: str
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        bound = signature.bind_partial(*args, **kwargs)
+        bound.arguments[name] = prompt
+        return bound.args, bound.kwargs
+
+    return with_prompt
+
+
+class _Redactor:
+    """Redacts the prompt argument when the verdict says so; restores the answer."""
+
+    def __init__(self, ctx: Context, fn: Callable[..., Any]) -> None:
+        self.ctx = ctx
+        self.with_prompt = _prompt_setter(fn)
+
+    def args(
+        self, verdict: Verdict, prompt: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any], Vault | None]:
+        if not verdict.redacted:
+            return args, kwargs, None
+        redaction = self.ctx.guard.redact(prompt, role=Role.PROMPT)
+        args, kwargs = self.with_prompt(args, kwargs, redaction.text)
+        return args, kwargs, redaction.vault
+
+
 def _side(text: str, label: str) -> Extracted:
     return Extracted(pieces=[Piece(text, label)] if text else [], prompt=text)
 
@@ -51,6 +85,19 @@ def _result(fn: Callable[..., Any], out: Any) -> str:
     return out
 
 
+class _Restore:
+    """Restores placeholders in a generator's released pieces (no-op without a vault)."""
+
+    def __init__(self, vault: Vault | None) -> None:
+        self.restorer = vault.restorer() if vault else None
+
+    def feed(self, text: str, *, end: bool = False) -> str:
+        if self.restorer is None:
+            return text
+        out = self.restorer.feed(text)
+        return out + self.restorer.flush() if end else out
+
+
 def _stream_end(ctx: Context, step: StreamStep, stage: str) -> Iterator[str]:
     """What a generator yields as it ends after a block (or raises, in raise mode)."""
     if step.verdict is not None and not ctx.refuse:
@@ -59,7 +106,11 @@ def _stream_end(ctx: Context, step: StreamStep, stage: str) -> Iterator[str]:
 
 
 def protect_function(ctx: Context, fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Guard ``fn``; the kind of wrapper follows the kind of function."""
+    """Guard ``fn``; the kind of wrapper follows the kind of function.
+
+    When the prompt's verdict is ``redact``, ``fn`` gets the prompt with placeholders and its
+    answer (or each piece it yields) comes back with the values restored.
+    """
     prompt_of = _prompt_getter(fn)
     if inspect.isasyncgenfunction(fn):
         return _async_gen(ctx, fn, prompt_of)
@@ -71,53 +122,70 @@ def protect_function(ctx: Context, fn: Callable[..., Any]) -> Callable[..., Any]
 
 
 def _sync(ctx: Context, fn: Callable[..., Any], prompt_of: Any) -> Callable[..., Any]:
+    redactor = _Redactor(ctx, fn)
+
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> str:
         prompt = prompt_of(args, kwargs)
         report = GuardReport()
-        if ctx.check_prompt(_side(prompt, "prompt"), report).blocked:
+        verdict = ctx.check_prompt(_side(prompt, "prompt"), report)
+        if verdict.blocked:
             return ctx.refusal_message
+        args, kwargs, vault = redactor.args(verdict, prompt, args, kwargs)
         out = _result(fn, fn(*args, **kwargs))
         verdicts = ctx.check_choices([_side(out, "return value")], prompt, report)
-        return ctx.refusal_message if verdicts[0].blocked else out
+        if verdicts[0].blocked:
+            return ctx.refusal_message
+        return vault.restore(out) if vault else out
 
     return call
 
 
 def _async(ctx: Context, fn: Callable[..., Any], prompt_of: Any) -> Callable[..., Any]:
+    redactor = _Redactor(ctx, fn)
+
     @functools.wraps(fn)
     async def call(*args: Any, **kwargs: Any) -> str:
         prompt = prompt_of(args, kwargs)
         report = GuardReport()
-        if (await ctx.acheck_prompt(_side(prompt, "prompt"), report)).blocked:
+        verdict = await ctx.acheck_prompt(_side(prompt, "prompt"), report)
+        if verdict.blocked:
             return ctx.refusal_message
+        args, kwargs, vault = redactor.args(verdict, prompt, args, kwargs)
         out = _result(fn, await fn(*args, **kwargs))
         verdicts = await ctx.acheck_choices([_side(out, "return value")], prompt, report)
-        return ctx.refusal_message if verdicts[0].blocked else out
+        if verdicts[0].blocked:
+            return ctx.refusal_message
+        return vault.restore(out) if vault else out
 
     return call
 
 
 def _sync_gen(ctx: Context, fn: Callable[..., Any], prompt_of: Any) -> Callable[..., Any]:
+    redactor = _Redactor(ctx, fn)
+
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Iterator[str]:
         prompt = prompt_of(args, kwargs)
-        if ctx.check_prompt(_side(prompt, "prompt"), GuardReport()).blocked:
+        verdict = ctx.check_prompt(_side(prompt, "prompt"), GuardReport())
+        if verdict.blocked:
             yield ctx.refusal_message
             return
+        args, kwargs, vault = redactor.args(verdict, prompt, args, kwargs)
+        restore = _Restore(vault)
         moderator = ctx.moderator(prompt)
         upstream = fn(*args, **kwargs)
         try:
             for piece in upstream:
                 step = moderator.feed(_result(fn, piece))
-                if step.released:
-                    yield step.released
+                if released := restore.feed(step.released):
+                    yield released
                 if step.blocked:
                     yield from _stream_end(ctx, step, "stream_chunk")
                     return
             step = moderator.finish()
-            if step.released:
-                yield step.released
+            if released := restore.feed(step.released, end=not step.blocked):
+                yield released
             if step.blocked:
                 yield from _stream_end(ctx, step, "post_call")
         finally:
@@ -127,26 +195,31 @@ def _sync_gen(ctx: Context, fn: Callable[..., Any], prompt_of: Any) -> Callable[
 
 
 def _async_gen(ctx: Context, fn: Callable[..., Any], prompt_of: Any) -> Callable[..., Any]:
+    redactor = _Redactor(ctx, fn)
+
     @functools.wraps(fn)
     async def call(*args: Any, **kwargs: Any) -> AsyncIterator[str]:
         prompt = prompt_of(args, kwargs)
-        if (await ctx.acheck_prompt(_side(prompt, "prompt"), GuardReport())).blocked:
+        verdict = await ctx.acheck_prompt(_side(prompt, "prompt"), GuardReport())
+        if verdict.blocked:
             yield ctx.refusal_message
             return
+        args, kwargs, vault = redactor.args(verdict, prompt, args, kwargs)
+        restore = _Restore(vault)
         moderator = ctx.moderator(prompt)
         upstream = fn(*args, **kwargs)
         try:
             async for piece in upstream:
                 step = await moderator.afeed(_result(fn, piece))
-                if step.released:
-                    yield step.released
+                if released := restore.feed(step.released):
+                    yield released
                 if step.blocked:
                     for end in _stream_end(ctx, step, "stream_chunk"):
                         yield end
                     return
             step = await moderator.afinish()
-            if step.released:
-                yield step.released
+            if released := restore.feed(step.released, end=not step.blocked):
+                yield released
             if step.blocked:
                 for end in _stream_end(ctx, step, "post_call"):
                     yield end

@@ -20,8 +20,10 @@ from guardrail.middleware._objects import (
     end_completion_choice,
     replace,
 )
+from guardrail.middleware._redact import restore_async, restore_sync
 from guardrail.middleware._responses import async_events, sync_events
 from guardrail.middleware._texts import get
+from guardrail.redaction import Vault
 from guardrail.streaming import StreamModerator, StreamStep
 from guardrail.types import Verdict
 
@@ -341,17 +343,25 @@ def guard_stream(
     report: GuardReport,
     n: int,
     model: str = "unknown",
+    *,
+    vault: Vault | None = None,
 ) -> Any:
-    """The moderated version of an upstream stream (sync or async, by what ``upstream`` is)."""
+    """The moderated version of an upstream stream (sync or async, by what ``upstream`` is).
+
+    With a non-empty ``vault`` (the prompt was redacted), placeholders in what is released are
+    restored, each held until it is whole.
+    """
     is_async = hasattr(upstream, "__aiter__")
+    chunks: Any
     if kind == "responses":
         events = async_events if is_async else sync_events
         chunks = events(ctx, upstream, prompt, report, model)
-        return _package(chunks, upstream, report, is_async=is_async)
-    state = _State(ctx, kind, prompt, report, n)
-    if is_async:
-        return _package(_async_chunks(state, upstream), upstream, report, is_async=True)
-    return _package(_sync_chunks(state, upstream), upstream, report, is_async=False)
+    else:
+        state = _State(ctx, kind, prompt, report, n)
+        chunks = _async_chunks(state, upstream) if is_async else _sync_chunks(state, upstream)
+    if vault:
+        chunks = (restore_async if is_async else restore_sync)(chunks, vault, kind)
+    return _package(chunks, upstream, report, is_async=is_async)
 
 
 def refusal_stream(chunks: list[Any], report: GuardReport, is_async: bool) -> Any:
