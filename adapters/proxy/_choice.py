@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardrail.redaction import StreamRestorer
 from guardrail.streaming import StreamModerator
 from guardrail.types import Verdict
 
@@ -39,6 +40,15 @@ class ChoiceState:
     passing_choice: dict[str, Any] = field(default_factory=dict)
     # (end position in the moderator's text, logprobs object) per text delta, released with it
     logprobs: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    # puts the request's placeholders back into released text (None: nothing was redacted)
+    restorer: StreamRestorer | None = None
+
+    def restore(self, text: str, *, end: bool = False) -> str:
+        """Released text with placeholders restored (a split one is held until whole)."""
+        if self.restorer is None:
+            return text
+        out = self.restorer.feed(text)
+        return out + self.restorer.flush() if end else out
 
     def hold(self, fields: dict[str, Any], where: str, skip: tuple[str, ...]) -> dict[str, Any]:
         """Hold the fields of one delta (``where="choices[].delta"``) or choice

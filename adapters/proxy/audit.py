@@ -2,7 +2,9 @@
 
 Each line has the action, the categories that fired, the scores, the policy, the caller's key
 name, the latency and a SHA-256 of the text; the raw text only when ``audit_log_text`` is on.
-Request headers (and so keys) are never written.
+Request headers (and so keys) are never written. Personal data and secrets found in a text are
+counted by type, and masked (``<EMAIL>``) in the text and its hash: their values never reach
+the log.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from typing import Any, TextIO
 
 from guardrail.errors import ConfigError
+from guardrail.redaction import mask
 from guardrail.types import Verdict
 
 from .scrub import Scrubber
@@ -90,6 +93,8 @@ class AuditLog:
         key: str = "anonymous",
     ) -> dict[str, Any]:
         """The JSON object of one audit line."""
+        if verdict.entities:
+            text = mask(text, verdict.entities)
         record: dict[str, Any] = {
             "ts": round(time.time(), 3),
             "request_id": request_id,
@@ -111,6 +116,11 @@ class AuditLog:
         }
         if verdict.notes:
             record["notes"] = list(verdict.notes)
+        if verdict.entities:
+            counts: dict[str, int] = {}
+            for entity in verdict.entities:
+                counts[entity.type] = counts.get(entity.type, 0) + 1
+            record["entities"] = counts
         if self.include_text:
             record["text"] = text
         return record

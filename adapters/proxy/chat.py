@@ -12,12 +12,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from guardrail.redaction import restore_payload
 from guardrail.types import Role, Verdict
 
 from .body import parse_body
 from .errors import ProxyHTTPError
 from .fields import moderated_texts
 from .forwarding import Prepared, dumps, json_object, upstream_error
+from .redact import redact_body
 from .schemas import ChatCompletionRequest, CompletionRequest
 from .service import ProxyService, guardrail_field
 from .stream import stream_response
@@ -57,8 +59,10 @@ async def prepare(service: ProxyService, request: Request, route: str, *, chat: 
     checked = await service.check(ctx, prompts, Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
+    shape = "chat.request" if chat else "completions.request"
+    body, vault = await redact_body(ctx, body, checked, shape)
     headers = service.auth.upstream_headers(request.headers)
-    return Prepared(ctx, body, headers, chat, stream, context)
+    return Prepared(ctx, body, headers, chat, stream, context, vault)
 
 
 async def handle_chat(service: ProxyService, request: Request) -> Response:
@@ -99,9 +103,14 @@ async def _forward(service: ProxyService, prepared: Prepared, path: str) -> Resp
         ctx, texts, Role.RESPONSE, stage="post_call", prompts=[prepared.context] * len(texts)
     )
     headers = {**reply.headers, **service.headers(ctx)}
-    if not checked.blocked:
+    if not checked.blocked and not prepared.vault:
         # Nothing to change: the upstream's bytes go back untouched.
         return Response(reply.content, media_type=reply.content_type, headers=headers)
+    if prepared.vault:
+        choices = restore_payload(choices, prepared.vault.restore)
+        payload["choices"] = choices
+    if not checked.blocked:
+        return Response(dumps(payload), media_type="application/json", headers=headers)
     refusal = ctx.guard.policy.refusal_message
     verdicts = checked.verdicts
     if extra and verdicts[-1].blocked:

@@ -13,6 +13,8 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from guardrail.redaction import Vault
+
 from .body import dumps
 from .errors import ProxyHTTPError
 from .service import ProxyService, RequestContext
@@ -31,6 +33,7 @@ class Prepared:
     chat: bool
     stream: bool
     context: str | None
+    vault: Vault | None = None  # set when the prompt was redacted: restores the answer
 
 
 def upstream_error(service: ProxyService, ctx: RequestContext, reply: UpstreamReply) -> Response:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from fastapi.responses import Response, StreamingResponse
 
+from guardrail.redaction import StreamRestorer, Vault, restore_payload
 from guardrail.streaming import StreamModerator, StreamStep
 from guardrail.types import Role, Verdict
 
@@ -62,8 +63,12 @@ async def stream_responses(
     headers: dict[str, str],
     body: bytes,
     prompt: str,
+    vault: Vault | None = None,
 ) -> Response:
     """Open the upstream stream and relay it, moderated; upstream errors come back as is.
+
+    With a non-empty ``vault`` (the request was redacted), placeholders are restored in what
+    is sent on, each held until it is whole.
 
     Raises:
         ProxyHTTPError: 502 / 504 when the upstream cannot be reached or times out.
@@ -73,7 +78,7 @@ async def stream_responses(
     )
     content_type = upstream.headers.get("content-type", "")
     if upstream.is_success and content_type.startswith("text/event-stream"):
-        relay = ResponsesRelay(service, ctx, prompt)
+        relay = ResponsesRelay(service, ctx, prompt, vault)
         out_headers = {**reply_headers(upstream.headers), **service.headers(ctx)}
         return StreamingResponse(
             relay.run(upstream), media_type="text/event-stream", headers=out_headers
@@ -107,13 +112,24 @@ class _Part:
     recorded: int = 0
     released_any: bool = False
     finished: bool = False
+    restorer: StreamRestorer | None = None
+
+    def restore(self, text: str, *, end: bool) -> str:
+        """Released text with the request's placeholders put back (a split one held)."""
+        if self.restorer is None:
+            return text
+        out = self.restorer.feed(text)
+        return out + self.restorer.flush() if end else out
 
 
 class ResponsesRelay:
     """Rewrites one upstream Responses event stream: held-back deltas, checked items, refusals."""
 
-    def __init__(self, service: ProxyService, ctx: RequestContext, prompt: str) -> None:
+    def __init__(
+        self, service: ProxyService, ctx: RequestContext, prompt: str, vault: Vault | None = None
+    ) -> None:
         self.service = service
+        self.vault = vault
         self.ctx = ctx
         self.prompt = prompt
         self.refusal = ctx.guard.policy.refusal_message
@@ -149,6 +165,8 @@ class ResponsesRelay:
 
     def _out(self, payload: dict[str, Any], name: str | None) -> bytes:
         """One outgoing event, numbered in the order the caller receives them."""
+        if self.vault:
+            payload = restore_payload(payload, self.vault.restore)
         payload = {**payload, "sequence_number": self.sequence}
         self.sequence += 1
         return encode(payload, name)
@@ -188,7 +206,8 @@ class ResponsesRelay:
                 prompt=self.prompt,
                 check_every=self.service.settings.stream_check_every,
             )
-            part = self.parts[key] = _Part(moderator, payload, name)
+            restorer = self.vault.restorer() if self.vault else None
+            part = self.parts[key] = _Part(moderator, payload, name, restorer=restorer)
         part.template = payload
         started = time.perf_counter()
         step = await part.moderator.afeed(payload["delta"])
@@ -209,7 +228,7 @@ class ResponsesRelay:
         self._record(part, "post_call", time.perf_counter() - started)
         if step.blocked:
             return self._refuse(self._blocking(part), part), True
-        return [*self._released(part, step), self._out(payload, name)], False
+        return [*self._released(part, step, end=True), self._out(payload, name)], False
 
     async def _whole_item(self, payload: dict[str, Any]) -> list[Verdict]:
         """Check an output item none of whose text came as deltas; its verdicts if blocked."""
@@ -238,11 +257,12 @@ class ResponsesRelay:
     def _blocking(part: _Part) -> list[Verdict]:
         return [v for v in part.moderator.verdicts if v.blocked]
 
-    def _released(self, part: _Part, step: StreamStep) -> list[bytes]:
-        if not step.released:
+    def _released(self, part: _Part, step: StreamStep, *, end: bool = False) -> list[bytes]:
+        text = part.restore(step.released, end=end)
+        if not text:
             return []
         part.released_any = True
-        return [self._delta_event(part, step.released)]
+        return [self._delta_event(part, text)]
 
     def _delta_event(self, part: _Part, text: str) -> bytes:
         event = {**part.template, "delta": text}
@@ -285,7 +305,7 @@ class ResponsesRelay:
             self._record(part, "post_call", time.perf_counter() - started)
             if step.blocked:
                 return out + self._refuse(self._blocking(part), part)
-            out += self._released(part, step)
+            out += self._released(part, step, end=True)
         return out
 
 

@@ -9,12 +9,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
+from guardrail.redaction import Vault, restore_payload
 from guardrail.types import Action, Role, Verdict
 
 from .body import parse_body
 from .errors import ProxyHTTPError
 from .fields import moderated_texts
 from .forwarding import dumps, json_object, upstream_error
+from .redact import redact_body
 from .responses_stream import refusal_output, stream_responses
 from .schemas import EmbeddingRequest, ModerationRequest, ResponsesRequest
 from .service import ProxyService, RequestContext, guardrail_field
@@ -179,13 +181,14 @@ async def handle_responses(service: ProxyService, request: Request) -> Response:
     checked = await service.check(ctx, [prompt], Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
+    body, vault = await redact_body(ctx, request_body.body, checked, "responses.request")
     headers = service.auth.upstream_headers(request.headers)
     if parsed.stream:
-        return await stream_responses(service, ctx, headers, request_body.body, prompt)
-    reply = await service.post(ctx, "/responses", headers, request_body.body)
+        return await stream_responses(service, ctx, headers, body, prompt, vault)
+    reply = await service.post(ctx, "/responses", headers, body)
     if not reply.ok:
         return upstream_error(service, ctx, reply)
-    return await _check_responses_output(service, ctx, reply.content, reply.headers, prompt)
+    return await _check_responses_output(service, ctx, reply.content, reply.headers, prompt, vault)
 
 
 async def _check_responses_output(
@@ -194,6 +197,7 @@ async def _check_responses_output(
     content: bytes,
     upstream_headers: dict[str, str],
     prompt: str,
+    vault: Vault | None = None,
 ) -> Response:
     payload = json_object(content)
     # Every string of the answer but the listed ones (fields.py): output text, reasoning
@@ -201,6 +205,9 @@ async def _check_responses_output(
     output = "\n".join(moderated_texts("responses.answer", payload))
     checked = await service.check(ctx, [output], Role.RESPONSE, stage="post_call", prompts=[prompt])
     headers = {**upstream_headers, **service.headers(ctx)}
+    if not checked.blocked and vault:
+        restored = restore_payload(payload, vault.restore)
+        return Response(dumps(restored), media_type="application/json", headers=headers)
     if not checked.blocked:
         return Response(content, media_type="application/json", headers=headers)
     payload["output"] = refusal_output(ctx.guard.policy.refusal_message)

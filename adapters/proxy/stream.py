@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 from fastapi.responses import Response, StreamingResponse
 
+from guardrail.redaction import restore_payload
 from guardrail.streaming import StreamModerator, StreamStep
 from guardrail.types import Action, Role, Verdict
 
@@ -82,6 +83,7 @@ class StreamRelay:
         self.ctx: RequestContext = prepared.ctx
         self.chat = prepared.chat
         self.context = prepared.context
+        self.vault = prepared.vault
         self.refusal = self.ctx.guard.policy.refusal_message
         self.choices: dict[int, ChoiceState] = {}
         # id, created, model, ... of the last upstream chunk, for the chunks the proxy adds.
@@ -205,7 +207,8 @@ class StreamRelay:
                 prompt=self.context,
                 check_every=self.service.settings.stream_check_every,
             )
-            self.choices[key] = ChoiceState(key, moderator)
+            restorer = self.vault.restorer() if self.vault else None
+            self.choices[key] = ChoiceState(key, moderator, restorer=restorer)
         return self.choices[key]
 
     async def _choice(self, raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -280,9 +283,12 @@ class StreamRelay:
         state: ChoiceState,
         released: str,
         finish: Any,
+        *,
+        end: bool = False,
     ) -> dict[str, Any] | None:
         if released:
             state.released_any = True
+        released = state.restore(released, end=end or finish is not None)
         logprobs = state.pop_logprobs(len(state.moderator.released_text))
         base = {"index": raw.get("index", state.index), **state.passing_choice}
         base["finish_reason"] = finish
@@ -293,7 +299,8 @@ class StreamRelay:
             if released or "role" in new_delta:
                 new_delta["content"] = released
             if finish is not None:
-                new_delta.update(state.held_fields())
+                held = state.held_fields()
+                new_delta.update(restore_payload(held, self.vault.restore) if self.vault else held)
             if not new_delta and finish is None:
                 return None
             return {**base, "delta": new_delta, "logprobs": logprobs}
@@ -304,7 +311,7 @@ class StreamRelay:
     def _blocked(self, raw: dict[str, Any], state: ChoiceState, released: str) -> dict[str, Any]:
         state.blocked = True
         sep = "\n\n" if state.released_any or released else ""
-        text = f"{released}{sep}{self.refusal}"
+        text = f"{state.restore(released, end=True)}{sep}{self.refusal}"
         # Nothing of the blocked choice but its index (no held fields, reasoning or logprobs).
         base = {"index": state.index, "finish_reason": "content_filter", "logprobs": None}
         if self.chat:
@@ -324,7 +331,7 @@ class StreamRelay:
             if step.blocked:
                 choice = self._blocked(raw, state, "")
             else:
-                choice = self._passed(raw, {}, state, step.released, None) or {}
+                choice = self._passed(raw, {}, state, step.released, None, end=True) or {}
             if choice:
                 chunk: dict[str, Any] = {**self.template, "choices": [choice]}
                 verdicts: list[Verdict] = [
