@@ -170,7 +170,7 @@ def _curves(hists: dict[str, ScoreHist], title: str) -> str:
 
 
 def _confusion(stats: AuditStats) -> str:
-    actions = ["allow", "flag", "block", "error"]
+    actions = ["allow", "flag", "redact", "block", "error"]
     head = "".join(f"<th>{a}</th>" for a in actions)
     rows = []
     for label in ("unsafe", "safe"):

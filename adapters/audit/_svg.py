@@ -9,6 +9,7 @@ PALETTE = ("#3b6ea5", "#d1495b", "#edae49", "#00798c", "#66a182", "#8d6a9f", "#2
 ACTION_COLOURS = {
     "allow": "#66a182",
     "flag": "#edae49",
+    "redact": "#00798c",
     "block": "#d1495b",
     "error": "#888888",
     "safe": "#66a182",

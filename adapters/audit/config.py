@@ -35,6 +35,9 @@ class AuditConfig:
         progress: show a progress bar on standard error.
         engine: ``local`` or ``ray``.
         ray_workers: number of Ray scoring actors (``ray`` engine).
+        redacted_text: write each row's text with the personal data and secrets the policy
+            finds replaced by placeholders (``redacted_text`` column; the policy needs an
+            ``entities`` section).
     """
 
     input: Path
@@ -49,6 +52,7 @@ class AuditConfig:
     progress: bool = True
     engine: Literal["local", "ray"] = "local"
     ray_workers: int = 1
+    redacted_text: bool = False
 
 
 @dataclass(frozen=True, slots=True)

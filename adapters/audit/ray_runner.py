@@ -32,16 +32,20 @@ __all__ = ["RayScorer", "run_ray"]
 class RayScorer:
     """A Ray Data actor: one ``Guard`` (and so one classifier) per actor, reused for every batch."""
 
-    def __init__(self, policy: dict[str, Any], fields: FieldSpec) -> None:
+    def __init__(
+        self, policy: dict[str, Any], fields: FieldSpec, redacted_text: bool = False
+    ) -> None:
         self.guard = Guard(Policy.model_validate(policy))
         self.fields = fields
+        self.redacted_text = redacted_text
 
     def __call__(self, batch: Any) -> Any:
         """Score one Arrow batch and return the output rows as an Arrow table."""
         import pyarrow as pa
 
         records = [Record(-1, values) for values in batch.to_pylist()]
-        rows = score_batch(self.guard, [prepare(r, self.fields) for r in records])
+        prepared = [prepare(r, self.fields) for r in records]
+        rows = score_batch(self.guard, prepared, redacted_text=self.redacted_text)
         return pa.Table.from_pylist(rows, schema=output_schema())
 
 
@@ -93,6 +97,7 @@ def run_ray(config: AuditConfig, policy: Policy, writer: ResultWriter, fmt: Form
             fn_constructor_kwargs={
                 "policy": policy.model_dump(mode="json"),
                 "fields": config.fields,
+                "redacted_text": config.redacted_text,
             },
             batch_size=config.batch_size,
             batch_format="pyarrow",

@@ -228,7 +228,14 @@ def _meta_section(stats: AuditStats, meta: dict[str, Any]) -> str:
 
 
 def _counts_section(stats: AuditStats) -> str:
-    actions = [(a, float(stats.actions[a])) for a in ("allow", "flag", "block", "error")]
+    actions = [(a, float(stats.actions[a])) for a in ("allow", "flag", "redact", "block", "error")]
+    found = [(t, float(n)) for t, n in stats.entities.most_common(20)]
+    entities = (
+        f"<div><h3>Personal data and secrets found</h3>"
+        f"{_svg.bar_chart(found, title='entities')}</div>"
+        if found
+        else ""
+    )
     cats = [(c, float(n)) for c, n in stats.fired.most_common(20)]
     langs = [(lang, float(n)) for lang, n in stats.languages.most_common(20)]
     by_action = _svg.bar_chart(actions, title="actions", colours=_svg.ACTION_COLOURS)
@@ -237,7 +244,7 @@ def _counts_section(stats: AuditStats) -> str:
         f"<div><h3>By action</h3>{by_action}</div>"
         f"<div><h3>Categories that fired</h3>{_svg.bar_chart(cats, title='categories')}</div>"
         f"<div><h3>By language ({_shown(len(stats.languages), 20)})</h3>"
-        f"{_svg.bar_chart(langs, title='languages')}</div></div>"
+        f"{_svg.bar_chart(langs, title='languages')}</div>{entities}</div>"
     )
 
 

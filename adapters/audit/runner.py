@@ -36,6 +36,7 @@ def _fingerprint(config: AuditConfig, policy: Policy, fmt: Format) -> dict[str, 
         "input_mtime_ns": stat.st_mtime_ns,
         "fields": config.fields.fingerprint(),
         "policy_hash": policy.content_hash,
+        "redacted_text": config.redacted_text,
     }
 
 
@@ -113,7 +114,8 @@ def _score_all(config: AuditConfig, guard: Guard, writer: ResultWriter, fmt: For
         for n, records in enumerate(batches):
             if n == 0:
                 check_columns(records, config.fields)
-            rows = score_batch(guard, [prepare(r, config.fields) for r in records])
+            prepared = [prepare(r, config.fields) for r in records]
+            rows = score_batch(guard, prepared, redacted_text=config.redacted_text)
             errors += sum(r["error"] is not None for r in rows)
             pending.add(rows)
             bar.update(len(rows))

@@ -8,17 +8,23 @@ from __future__ import annotations
 from typing import Any
 
 from guardrail.guard import Guard
-from guardrail.types import Role, Verdict
+from guardrail.redaction import Vault
+from guardrail.types import Action, Role, Verdict
 
 from .fields import Prepared
 
 __all__ = ["error_row", "score_batch", "verdict_row"]
 
 
-def score_batch(guard: Guard, rows: list[Prepared]) -> list[dict[str, Any]]:
+def score_batch(
+    guard: Guard, rows: list[Prepared], *, redacted_text: bool = False
+) -> list[dict[str, Any]]:
     """Score a batch (one ``check_many`` call per role present) and return output rows in order.
 
-    Rows that carry an error are not scored; they become rows with that error.
+    Rows that carry an error are not scored; they become rows with that error. With
+    ``redacted_text``, each row also gets its text with every entity the policy's detectors
+    found replaced by a placeholder (whatever the entity's action: the output never holds the
+    values).
     """
     out: list[dict[str, Any] | None] = [None] * len(rows)
     by_role: dict[Role, list[int]] = {}
@@ -32,8 +38,11 @@ def score_batch(guard: Guard, rows: list[Prepared]) -> list[dict[str, Any]]:
         prompts = [rows[i].prompt for i in indexes] if role is Role.RESPONSE else None
         languages = [rows[i].language for i in indexes]
         verdicts = guard.check_many(texts, role, prompts, languages=languages)
-        for i, verdict in zip(indexes, verdicts, strict=True):
-            out[i] = verdict_row(rows[i], verdict)
+        for i, verdict, text in zip(indexes, verdicts, texts, strict=True):
+            row = verdict_row(rows[i], verdict)
+            if redacted_text:
+                row["redacted_text"] = _redacted(text, verdict)
+            out[i] = row
     return [r for r in out if r is not None]
 
 
@@ -60,7 +69,21 @@ def verdict_row(p: Prepared, verdict: Verdict) -> dict[str, Any]:
         "language_confidence": verdict.language_confidence,
         "decided_by": list(verdict.decided_by),
         "error": _clean("; ".join(verdict.notes)) if failed else None,
+        "entities": _counts(verdict),
+        "redacted_text": None,
     }
+
+
+def _counts(verdict: Verdict) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for entity in verdict.entities:
+        counts[entity.type] = counts.get(entity.type, 0) + 1
+    return counts
+
+
+def _redacted(text: str, verdict: Verdict) -> str:
+    every = [e.model_copy(update={"action": Action.REDACT}) for e in verdict.entities]
+    return _clean(Vault().redact(text, every)[0])
 
 
 def error_row(p: Prepared, error: str) -> dict[str, Any]:
@@ -75,6 +98,8 @@ def error_row(p: Prepared, error: str) -> dict[str, Any]:
         "language_confidence": None,
         "decided_by": [],
         "error": _clean(error),
+        "entities": {},
+        "redacted_text": None,
     }
 
 

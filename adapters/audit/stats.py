@@ -69,6 +69,7 @@ class AuditStats:
     rows: int = 0
     actions: Counter[str] = field(default_factory=Counter)
     fired: Counter[str] = field(default_factory=Counter)
+    entities: Counter[str] = field(default_factory=Counter)  # by type, summed over rows
     languages: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     unsafe_hist: dict[str, npt.NDArray[np.int64]] = field(default_factory=dict)
@@ -115,6 +116,8 @@ class AuditStats:
             lang.rows += 1
             lang.actions[action] += 1
         self.fired.update(c for c in r.get("fired") or [] if c != "unsafe")
+        for entity_type, count in dict(r.get("entities") or {}).items():
+            self.entities[entity_type] += int(count)
         unsafe = r.get("unsafe")
         if unsafe is None:
             return

@@ -85,6 +85,8 @@ def output_schema() -> Any:
             ("label", pa.bool_()),
             ("label_category", pa.string()),
             ("error", pa.string()),
+            ("entities", pa.map_(pa.string(), pa.int64())),
+            ("redacted_text", pa.string()),
         ]
     )
 
@@ -315,4 +317,6 @@ def iter_output(path: Path, *, batch_size: int = 4096) -> Iterator[list[dict[str
         for r in rows:
             cats = r.get("categories")
             r["categories"] = dict(cats) if cats else {}
+            found = r.get("entities")
+            r["entities"] = dict(found) if found else {}
         yield rows

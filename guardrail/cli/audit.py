@@ -115,6 +115,12 @@ def _objective(opts: dict[str, Any]) -> dict[str, Any]:
 )
 @click.option("--overwrite", is_flag=True, help="Start over: discard earlier output/progress.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--redacted-text",
+    is_flag=True,
+    help="Add a redacted_text column: each text with the personal data and secrets the "
+    "policy finds replaced by placeholders (the policy needs an `entities` section).",
+)
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option(
     "--workers",
@@ -152,6 +158,11 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
     try:
         # Loaded once: the run, the report and the calibration all use this same policy.
         resolved = resolve_policy(policy)
+        if opts["redacted_text"] and not resolved.entities.active:
+            fail(
+                f"--redacted-text: policy {resolved.name!r} looks for no personal data or "
+                "secrets; use one with an `entities` section (e.g. redact-example)"
+            )
         fields = FieldSpec(
             text_field=opts["text_field"],
             prompt_field=opts["prompt_field"],
@@ -174,6 +185,7 @@ def audit(input_path: Path, out: Path, policy: str, **opts: Any) -> None:
             progress=not opts["no_progress"],
             engine=opts["engine"],
             ray_workers=opts["workers"],
+            redacted_text=opts["redacted_text"],
         )
         summary = run_audit(config)
         click.echo(

@@ -16,8 +16,13 @@ if TYPE_CHECKING:
     from guardrail.policy import Policy
 
 # Exit codes of `guardrail check --exit-code`; 1 and 2 stay with errors and usage problems.
-EXIT_CODES = {Action.ALLOW: 0, Action.FLAG: 10, Action.BLOCK: 20}
-_COLOURS = {Action.ALLOW: "green", Action.FLAG: "yellow", Action.BLOCK: "red"}
+EXIT_CODES = {Action.ALLOW: 0, Action.FLAG: 10, Action.REDACT: 15, Action.BLOCK: 20}
+_COLOURS = {
+    Action.ALLOW: "green",
+    Action.FLAG: "yellow",
+    Action.REDACT: "cyan",
+    Action.BLOCK: "red",
+}
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -64,6 +69,13 @@ def _print_verdict(verdict: Verdict) -> None:
     top = sorted(verdict.scores.categories.items(), key=lambda kv: -kv[1])[:5]
     if top and not verdict.categories:
         click.echo("  top categories: " + ", ".join(f"{k}={v:.3f}" for k, v in top))
+    for entity in verdict.entities:
+        where = f"{entity.start}-{entity.end}"
+        placeholder = f"  -> {entity.placeholder}" if entity.placeholder else ""
+        click.echo(
+            f"  {entity.action.value:6} {entity.type:16} at {where:11} "
+            f"score={entity.score:.2f} ({entity.detector}){placeholder}"
+        )
     if verdict.decided_by:
         click.echo(f"  decided by: {', '.join(verdict.decided_by)}")
     for note in verdict.notes:
@@ -87,7 +99,18 @@ def _print_verdict(verdict: Verdict) -> None:
 )
 @click.option("--language", default=None, help="Known language code (skips detection).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
-@click.option("--exit-code", is_flag=True, help="Exit 10 on flag and 20 on block (0 on allow).")
+@click.option(
+    "--exit-code",
+    is_flag=True,
+    help="Exit 10 on flag, 15 on redact and 20 on block (0 on allow).",
+)
+@click.option(
+    "--redact",
+    "show_redacted",
+    is_flag=True,
+    help="Also print the text as it would be sent on, with the personal data and secrets the "
+    "policy redacts replaced by placeholders (the policy needs an `entities` section).",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -97,6 +120,7 @@ def check(
     language: str | None,
     as_json: bool,
     exit_code: bool,
+    show_redacted: bool,
     policy: str,
 ) -> None:
     """Check TEXT (or standard input with -) and print the verdict."""
@@ -110,13 +134,24 @@ def check(
             verdict = guard.check_prompt(content, language=language)
         else:
             verdict = guard.check_response(content, prompt=prompt_text, language=language)
+        redacted = guard.redact(content, role=role) if show_redacted else None
     except GuardrailError as e:
         fail(str(e))
         return
-    if as_json:
+    if redacted is not None:
+        # The placeholders handed out, on the verdict's entities (never the values).
+        verdict = verdict.with_updates(entities=redacted.entities)
+    if as_json and redacted is not None:
+        data = verdict.model_dump(mode="json")
+        data["redacted_text"] = redacted.text
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    elif as_json:
         click.echo(verdict.model_dump_json(indent=2))
     else:
         _print_verdict(verdict)
+        if redacted is not None:
+            click.echo("redacted:")
+            click.echo(redacted.text)
     if exit_code:
         ctx.exit(EXIT_CODES[verdict.action])
 
