@@ -29,7 +29,11 @@ SENT = "Please answer <EMAIL_1>; her card is <CREDIT_CARD_1>."
 
 @pytest.fixture
 def redact_guard() -> Guard:
-    return Guard(load_policy(POLICIES / "redact.yaml"), classifier=FakeClassifier())
+    guard = Guard(load_policy(POLICIES / "redact.yaml"), classifier=FakeClassifier())
+    # Presidio and spaCy take seconds to import on a busy machine; the proxy's start-up
+    # warm-up would count them against the test server's start deadline.
+    guard.warm_up()
+    return guard
 
 
 def _client(base: str) -> OpenAI:
