@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from guardrail.policy import DirectionThresholds, Policy, Thresholds
 from guardrail.types import Action, Entity, FiredCategory, Role, ScoreSet, Verdict
 
-__all__ = ["apply_entities", "error_verdict", "evaluate", "unchecked_reason"]
+__all__ = ["apply_entities", "apply_topics", "error_verdict", "evaluate", "unchecked_reason"]
 
 _UNCHECKED = "could not be checked: "
 
@@ -166,4 +166,22 @@ def apply_entities(verdict: Verdict, entities: Sequence[Entity]) -> Verdict:
                 decided_by.append(label)
     return verdict.with_updates(
         action=action, entities=tuple(entities), decided_by=tuple(decided_by)
+    )
+
+
+def apply_topics(verdict: Verdict, fired: Sequence[FiredCategory]) -> Verdict:
+    """The verdict with topic rails that fired (``topic:NAME``, ``off_topic``) taken in.
+
+    The most severe action wins; each rail whose action counted is named in ``decided_by``.
+    """
+    if not fired:
+        return verdict
+    action = Action.most_severe(verdict.action, *(f.action for f in fired))
+    decided_by = list(verdict.decided_by)
+    for hit in fired:
+        if hit.action is action and hit.category not in decided_by:
+            decided_by.append(hit.category)
+    categories = sorted((*verdict.categories, *fired), key=lambda f: (-f.action.severity, -f.score))
+    return verdict.with_updates(
+        action=action, categories=tuple(categories), decided_by=tuple(decided_by)
     )

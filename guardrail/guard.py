@@ -15,13 +15,14 @@ from typing import Any
 
 from guardrail._text import split_parts
 from guardrail.classifiers.base import Classifier
-from guardrail.engine import apply_entities, error_verdict, evaluate
+from guardrail.engine import apply_entities, apply_topics, error_verdict, evaluate
 from guardrail.errors import ClassifierError, ClassifierTimeout, ConfigError
 from guardrail.language import UNDETERMINED, detect_language, normalize_language
 from guardrail.policy import Policy, load_policy
 from guardrail.redaction import EntityDetector, Redaction, Vault
 from guardrail.registry import create_classifier
-from guardrail.types import Action, Entity, Role, Sample, ScoreSet, Verdict
+from guardrail.topics import TopicScorer
+from guardrail.types import Action, Entity, FiredCategory, Role, Sample, ScoreSet, Verdict
 from guardrail.views.normalize import is_view_label, scoring_notes, view_samples
 
 __all__ = ["Guard"]
@@ -70,6 +71,8 @@ class Guard:
         self._classifier = classifier
         self._lock = threading.Lock()
         self._detector = EntityDetector(policy.entities) if policy.entities.active else None
+        topics = [*policy.banned_topics, *policy.allowed_topics]
+        self._topics = TopicScorer(topics) if topics else None
 
     @classmethod
     def from_policy(
@@ -104,6 +107,8 @@ class Guard:
         _ = self.classifier
         if self._detector is not None:
             self._detector.warm_up()
+        if self._topics is not None:
+            self._topics.warm_up()
 
     # -- personal data and secrets ---------------------------------------------------------
 
@@ -287,6 +292,8 @@ class Guard:
                 assert verdict is not None
                 verdicts[i] = apply_entities(verdict, found)
             detect_ms = (time.perf_counter() - t0) * 1000
+        if self._topics is not None:
+            self._apply_topics(samples, verdicts)
         total_ms = (time.perf_counter() - started) * 1000
         out = []
         for v in verdicts:
@@ -296,6 +303,50 @@ class Guard:
                 timings["entities_ms"] = detect_ms
             out.append(v.with_updates(timings=timings))
         return out
+
+    def _apply_topics(self, samples: list[Sample], verdicts: list[Verdict | None]) -> None:
+        """Score the samples the topic rails apply to and merge what fired into the verdicts."""
+        assert self._topics is not None
+        policy = self.policy
+        todo = [
+            i
+            for i, s in enumerate(samples)
+            if s.role in policy.topic_roles
+            and s.text.strip()
+            and "error" not in _decided(verdicts[i])
+        ]
+        if not todo:
+            return
+        scored = self._topics.score([samples[i].text for i in todo])
+        banned = {t.name: t for t in policy.banned_topics}
+        allowed = {t.name: t for t in policy.allowed_topics}
+        for i, scores in zip(todo, scored, strict=True):
+            fired: list[FiredCategory] = []
+            for s in scores:
+                topic = banned.get(s.topic)
+                if topic is not None and s.score >= topic.threshold:
+                    fired.append(
+                        FiredCategory(
+                            category=f"topic:{s.topic}",
+                            score=s.score,
+                            threshold=topic.threshold,
+                            action=Action(topic.action),
+                        )
+                    )
+            on_topic = [s for s in scores if s.topic in allowed]
+            if on_topic and not any(s.score >= allowed[s.topic].threshold for s in on_topic):
+                best = max(on_topic, key=lambda s: s.score)
+                fired.append(
+                    FiredCategory(
+                        category="off_topic",
+                        score=best.score,
+                        threshold=allowed[best.topic].threshold,
+                        action=Action(policy.off_topic_action),
+                    )
+                )
+            verdict = verdicts[i]
+            assert verdict is not None
+            verdicts[i] = apply_topics(verdict, fired)
 
     def _expand(
         self, index: int, sample: Sample, language: tuple[str, float | None], pieces: list[_Piece]
@@ -464,6 +515,10 @@ def _unchecked(error: Exception) -> str:
         return "classifier timeout"
     message = _URL.sub("<url>", str(error))
     return f"classifier error ({type(error).__name__}: {message})"
+
+
+def _decided(verdict: Verdict | None) -> tuple[str, ...]:
+    return verdict.decided_by if verdict is not None else ()
 
 
 def _bad_sample(value: object) -> Sample:

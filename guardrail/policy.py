@@ -49,6 +49,7 @@ __all__ = [
     "SecretsSettings",
     "TaxonomySpec",
     "Thresholds",
+    "Topic",
     "list_policies",
     "load_policy",
 ]
@@ -339,6 +340,36 @@ class EntityRules(BaseModel):
         return Action.ALLOW
 
 
+class Topic(BaseModel):
+    """A topic for topic rails: a short description and example phrases, in any language."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1, description="Reported as `topic:NAME` in verdicts.")
+    description: str = Field(min_length=1, description="What the topic is, in a sentence.")
+    examples: list[str] = Field(
+        min_length=1, description="Phrases about the topic (any language; 3-10 work well)."
+    )
+    threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Calibrated score from which a text counts as about the topic (0.5: its "
+        "similarity lies 2.5 robust deviations above everyday text's, 0.82: 4; the same scale "
+        "for every topic).",
+    )
+    action: Literal["flag", "block"] = Field(
+        "block", description="For a banned topic: what a text about it gets."
+    )
+
+    @field_validator("examples")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if any(not e.strip() for e in value):
+            raise ValueError("examples must not be empty strings")
+        return value
+
+
 class ClassifierSpec(BaseModel):
     """Which classifier scores the text, and with which options."""
 
@@ -415,6 +446,21 @@ class Policy(BaseModel):
     refusal_message: str = Field(
         "Sorry, I can't help with that.", description="Text a blocked call returns instead."
     )
+    banned_topics: list[Topic] = Field(
+        default_factory=list,
+        description="Topics a text must not be about: flagged or blocked (each topic's action).",
+    )
+    allowed_topics: list[Topic] = Field(
+        default_factory=list,
+        description="Stay on topic: a text about none of these gets `off_topic_action`.",
+    )
+    off_topic_action: Literal["flag", "block"] = Field(
+        "flag", description="What a text about none of the allowed topics gets."
+    )
+    topic_roles: list[Role] = Field(
+        default_factory=lambda: [Role.PROMPT],
+        description="Directions the topic rails apply to (prompts by default).",
+    )
     entities: EntityRules = Field(
         default_factory=EntityRules,
         description="Personal data and secrets: detectors and what to do per type "
@@ -425,6 +471,14 @@ class Policy(BaseModel):
     @classmethod
     def _normalise_groups(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         return {name: [normalize_language(c) for c in codes] for name, codes in value.items()}
+
+    @model_validator(mode="after")
+    def _check_topics(self) -> Policy:
+        names = [t.name for t in [*self.banned_topics, *self.allowed_topics]]
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"topic names must be unique; repeated: {', '.join(dupes)}")
+        return self
 
     @model_validator(mode="after")
     def _check_names(self) -> Policy:

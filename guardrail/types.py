@@ -99,7 +99,10 @@ class FiredCategory(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    category: str = Field(description="Category id, or 'unsafe' for the overall score.")
+    category: str = Field(
+        description="Category id, 'unsafe' for the overall score, 'topic:NAME' for a banned "
+        "topic, 'off_topic' when a text is about none of the allowed topics."
+    )
     score: float = Field(description="The score that crossed the threshold.")
     threshold: float = Field(description="The threshold it crossed.")
     action: Action = Field(description="What crossing it means: flag or block.")
