@@ -158,3 +158,12 @@ def test_detectors_load_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[] ['presidio_analyzer', 'spacy', 'detect_secrets']"
+
+
+def test_cards_beyond_presidios_pattern_are_found_and_luhn_checked(redact_guard: Guard):
+    # A 2-series Mastercard and a 19-digit Visa (Luhn-valid); the same digits off by one are not.
+    for number in ("2221 0012 3412 3450", "4000 0000 0000 0000 006"):
+        found = redact_guard.entities(f"charge {number} please")
+        assert [e.type for e in found] == ["CREDIT_CARD"], number
+    invalid = redact_guard.entities("charge 2221 0012 3412 3451 please")
+    assert "CREDIT_CARD" not in {e.type for e in invalid}
