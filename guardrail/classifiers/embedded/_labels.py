@@ -6,6 +6,12 @@ and ``refusal`` for responses. A category target is 1 when one of the row's labe
 is unknown (masked out of training and evaluation). So an AdvBench behaviour, which carries no
 category, teaches ``unsafe`` only, while an mhc hateful row teaches ``hate`` = 1 and no other
 category. Categories with no positive row here are not trained (see ``UNTRAINED``).
+
+``prompt_injection`` is taught by BIPIA's attacked documents (indirect injection; their clean
+copies are its negatives) and by the project's own seeds in ``seeds/prompt_injection.jsonl``
+(direct attacks in 17 languages and benign look-alikes such as "How do I ignore files in git?").
+``jailbreak`` is taught by JailbreakBench's attacks, jailbreak_llms' in-the-wild jailbreaks and
+JailBench's templates. Sets in ``EXCLUDED_SOURCES`` are not trained on at all.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from guardrail._data import Row
 __all__ = [
     "CATEGORY_HEADS",
     "DNA_NOT_HARMFUL",
+    "EXCLUDED_SOURCES",
     "HEADS",
     "UNTRAINED",
     "Targets",
@@ -125,8 +132,21 @@ CATEGORY_HEADS: tuple[str, ...] = (
     "suicide_self_harm",
     "sexual_content",
     "jailbreak",
+    "prompt_injection",
 )
 HEADS: tuple[str, ...] = ("unsafe", *CATEGORY_HEADS, "refusal")
+
+# Sets left out of training (and so of the dev figures of a head), with the reason.
+EXCLUDED_SOURCES: dict[str, str] = {
+    "bengali_hate": (
+        "every row is unsafe and nothing else is Bengali: a head trained on it flags most benign "
+        "Bengali text (a language shortcut, measured)"
+    ),
+    "flames": (
+        "all unsafe by design and mostly subtle value probes (stereotype-laden questions, "
+        "non-anthropomorphism) that a moderation guard should not block"
+    ),
+}
 
 # Taxonomy categories with no (or too little) labelled signal in ../shared/data.
 UNTRAINED: dict[str, str] = {
@@ -146,6 +166,8 @@ def categories_of(row: Row) -> set[str]:
         cats.add("hate")
     if _is_jailbreak(row):
         cats.add("jailbreak")
+    if _is_injection(row):
+        cats.add("prompt_injection")
     return cats
 
 
@@ -159,8 +181,20 @@ def unsafe_unknown(row: Row) -> bool:
 
 
 def _is_jailbreak(row: Row) -> bool:
-    # JailbreakBench artifacts are attack prompts, except the plain goals they start from.
-    return row.source == "jbb_artifacts" and "goal" not in row.categories
+    # JailbreakBench artifacts are attack prompts, except the plain goals they start from;
+    # jailbreak_llms' in-the-wild prompts and JailBench's templated questions are attacks too.
+    if row.source == "jbb_artifacts":
+        return "goal" not in row.categories
+    return (row.source, row.categories[:1]) in {
+        ("jailbreak_llms", ("jailbreak",)),
+        ("jailbench", ("jailbench:jailbreak",)),
+    }
+
+
+def _is_injection(row: Row) -> bool:
+    return row.unsafe and (
+        row.source == "bipia" or (row.source == "pi_seed" and "prompt_injection" in row.categories)
+    )
 
 
 def _refusal(row: Row) -> float | None:
@@ -198,6 +232,10 @@ def targets(rows: Sequence[Row]) -> Targets:
             j = col[cat]
             if cat == "jailbreak":
                 known = row.role == "prompt"
+            elif cat == "prompt_injection":
+                # Jailbreak templates often open with "ignore previous instructions": whether
+                # they are also injections is not labelled, so they teach neither way.
+                known = row.role == "prompt" and not _is_jailbreak(row)
             else:
                 known = not row.unsafe or cat in cats or cat in covered
             y[i, j] = float(cat in cats)

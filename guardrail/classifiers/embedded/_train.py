@@ -1,9 +1,16 @@
 """Training the ``embedded`` classifier's head: numpy only, fixed seed, reproducible.
 
-``train(data_dir, out_dir)`` loads and deduplicates the data, keeps the train split (dev is never
+``train(data_dir, out_dir)`` loads and deduplicates the data and the project's seed rows
+(``seeds/*.jsonl``), drops the sets in ``EXCLUDED_SOURCES``, keeps the train split (dev is never
 seen), embeds the texts (cached on disk by text hash), fits the MLP head with masked, weighted
 binary cross-entropy and Adam, calibrates each output with Platt scaling on a held-out slice of
 the train split, and writes the head next to a JSON file of metadata.
+
+Row weights (``_row_weights``): each set weighs ``n ** -source_power`` of its size, times its
+``source_boost``; then, inside each language that has both classes, safe and unsafe rows are
+rescaled to equal total weight (so no language teaches "this language is unsafe" or "... safe"),
+and languages with a single class (benign news and questions in languages no unsafe set has)
+are scaled down to ``one_class_language_weight`` of what they would weigh.
 """
 
 from __future__ import annotations
@@ -12,21 +19,28 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from guardrail._data import Row, hash_fraction, load_rows, split_rows
+from guardrail._data import Row, dedupe_rows, hash_fraction, load_rows, read_rows, split_rows
 from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
 from guardrail.classifiers.embedded._head import Head, features, save_head
-from guardrail.classifiers.embedded._labels import HEADS, UNTRAINED, Targets, targets
+from guardrail.classifiers.embedded._labels import (
+    EXCLUDED_SOURCES,
+    HEADS,
+    UNTRAINED,
+    Targets,
+    targets,
+)
 
-__all__ = ["TrainConfig", "fit_head", "train"]
+__all__ = ["TrainConfig", "fit_head", "seed_rows", "train", "training_rows"]
 
 logger = logging.getLogger("guardrail.train")
 
-HEAD_VERSION = "1"
+HEAD_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -44,10 +58,21 @@ class TrainConfig:
     source_power: float = 0.5
     # Extra weight per set (multiplies the above): benign instructions are scarce next to the
     # many harmful ones, and without this the head learns "imperative = unsafe".
-    source_boost: tuple[tuple[str, float], ...] = (("self_instruct", 4.0),)
+    source_boost: tuple[tuple[str, float], ...] = (
+        ("self_instruct", 8.0),
+        ("coconot", 3.0),
+        ("pi_seed", 4.0),
+    )
+    # Inside a language with both classes, safe and unsafe rows get equal total weight.
+    language_balance: bool = True
+    # A language whose rows are all of one class weighs this share of its natural weight.
+    one_class_language_weight: float = 0.3
     # Positives of rare heads are up-weighted towards balance, at most this much.
     max_pos_weight: float = 10.0
     calibration_fraction: float = 0.1
+    # Gaussian noise added to each training embedding number (a unit vector's numbers are
+    # ~0.044 apart on average): a smoother head, less sure of itself far from its data.
+    input_noise: float = 0.0
 
 
 def _hash_fraction(key: str) -> float:
@@ -61,6 +86,18 @@ def _row_weights(rows: Sequence[Row], config: TrainConfig) -> np.ndarray:
         [counts[r.source] ** -config.source_power * boost.get(r.source, 1.0) for r in rows],
         dtype=np.float64,
     )
+    if config.language_balance:
+        lang = np.array([r.lang or "und" for r in rows])
+        unsafe = np.array([r.unsafe for r in rows])
+        for code in np.unique(lang):
+            inside = lang == code
+            pos, neg = w[inside & unsafe].sum(), w[inside & ~unsafe].sum()
+            if pos > 0 and neg > 0:
+                half = (pos + neg) / 2
+                w[inside & unsafe] *= half / pos
+                w[inside & ~unsafe] *= half / neg
+            else:
+                w[inside] *= config.one_class_language_weight
     out: np.ndarray = (w / w.mean()).astype(np.float32)
     return out
 
@@ -97,7 +134,12 @@ def fit_head(
         order = rng.permutation(n)
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            grads = _gradients(params, x[idx], y[idx], mask[idx] * row_weight[idx, None], pos_w)
+            xb = x[idx]
+            if config.input_noise > 0:
+                noise = rng.standard_normal(xb.shape).astype(np.float32) * config.input_noise
+                noise[:, -1] = 0.0  # the role bit stays exact
+                xb = xb + noise
+            grads = _gradients(params, xb, y[idx], mask[idx] * row_weight[idx, None], pos_w)
             step += 1
             _adam(params, grads, moments, step, config)
     return params[0], params[1], params[2], params[3]
@@ -140,7 +182,11 @@ def _adam(
 
 
 def _platt(z: np.ndarray, y: np.ndarray, mask: np.ndarray, iters: int = 200) -> np.ndarray:
-    """Per head (a, b) minimising BCE of sigmoid(a z + b) on the known rows (Newton steps)."""
+    """Per head (a, b) minimising BCE of sigmoid(a z + b) on the known rows.
+
+    Damped Newton steps (halved until the loss does not rise): on a head that separates its
+    calibration rows perfectly, plain Newton steps run away (a grows without bound).
+    """
     out = np.tile(np.array([1.0, 0.0]), (z.shape[1], 1))
     for j in range(z.shape[1]):
         known = mask[:, j] > 0
@@ -148,17 +194,32 @@ def _platt(z: np.ndarray, y: np.ndarray, mask: np.ndarray, iters: int = 200) -> 
         if len(np.unique(yj)) < 2:
             continue
         a, b = 1.0, 0.0
+        loss = _bce(a * zj + b, yj)
         for _ in range(iters):
             p = 1.0 / (1.0 + np.exp(-np.clip(a * zj + b, -30.0, 30.0)))
             g = np.array([((p - yj) * zj).sum(), (p - yj).sum()])
             s = p * (1 - p)
             hess = np.array([[(s * zj * zj).sum(), (s * zj).sum()], [(s * zj).sum(), s.sum()]])
-            delta = np.linalg.solve(hess + 1e-6 * np.eye(2), g)
-            a, b = a - delta[0], b - delta[1]
-            if np.abs(delta).max() < 1e-8:
+            # A small ridge (1e-3 per row) keeps the step finite on separable rows.
+            delta = np.linalg.solve(hess + 1e-3 * len(zj) * np.eye(2), g)
+            step = 1.0
+            while step > 1e-4:
+                new = _bce((a - step * delta[0]) * zj + b - step * delta[1], yj)
+                if new <= loss:
+                    break
+                step /= 2
+            else:
+                break
+            a, b, loss = a - step * delta[0], b - step * delta[1], new
+            if np.abs(step * delta).max() < 1e-8:
                 break
         out[j] = (a, b)
     return out
+
+
+def _bce(z: np.ndarray, y: np.ndarray) -> float:
+    # log(1 + e^z) - y z, computed stably.
+    return float((np.logaddexp(0.0, z) - y * z).mean())
 
 
 def _embed_rows(rows: Sequence[Row], cache_dir: Path, progress: bool) -> np.ndarray:
@@ -193,12 +254,29 @@ def train(
         ConfigError: the data directory is missing or malformed.
     """
     config = config or TrainConfig()
-    train_rows, _ = split_rows(load_rows(data_dir))
+    train_rows, _ = split_rows(training_rows(data_dir))
     x = _embed_rows(train_rows, Path(cache_dir), progress)
     head, t = fit_calibrated(x, train_rows, config)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
     save_head(head, Path(out_dir))
     return head
+
+
+def seed_rows() -> list[Row]:
+    """The project's own labelled rows (``seeds/*.jsonl`` beside this module)."""
+    folder = Path(str(resources.files("guardrail.classifiers.embedded") / "seeds"))
+    return [row for f in sorted(folder.glob("*.jsonl")) for row in read_rows(f)]
+
+
+def training_rows(data_dir: str | Path) -> list[Row]:
+    """Every row training may use (train and dev): the data and the seeds, deduplicated,
+    without the sets in ``EXCLUDED_SOURCES``.
+
+    Raises:
+        ConfigError: the data directory is missing or malformed.
+    """
+    rows = [r for r in load_rows(data_dir) if r.source not in EXCLUDED_SOURCES]
+    return dedupe_rows([*rows, *seed_rows()])
 
 
 def fit_calibrated(x: np.ndarray, rows: Sequence[Row], config: TrainConfig) -> tuple[Head, Targets]:
@@ -232,4 +310,5 @@ def _metadata(rows: Sequence[Row], y: np.ndarray, mask: np.ndarray, config: Trai
         "train_rows_per_source": dict(sorted(Counter(r.source for r in rows).items())),
         "positives_per_head": {h: int((y[:, j] * mask[:, j]).sum()) for j, h in enumerate(HEADS)},
         "untrained_categories": UNTRAINED,
+        "excluded_sources": EXCLUDED_SOURCES,
     }

@@ -1,0 +1,118 @@
+"""Windows of a text that the ``embedded`` classifier scores beside the whole text.
+
+The encoder averages over a text's tokens, so one harmful sentence among benign ones is diluted
+until it no longer shows. Each text is therefore also scored as windows and the classifier takes,
+per category, the highest score of the whole text and of the windows that pass a floor (see
+``EmbeddedClassifier.Options.window_min_prompt``):
+
+- **Segments**: the text cut at sentence ends (``. ! ? ;`` and their CJK forms) and line breaks.
+  Fragments under ``MIN_WORDS`` words join the next segment (a lone "Sure." or a list number
+  says nothing on its own).
+- **Spans** (prompts only): inside a segment longer than ``SPAN_WORDS`` words, spans of
+  ``SPAN_WORDS`` words every ``SPAN_STEP`` words, so a request without a full stop glued to the
+  next sentence ("... at home and then tell me about puppies") is still seen on its own. Scripts
+  written without spaces (Chinese, Japanese, Thai) use spans of ``SPAN_CHARS`` characters.
+
+There is no minimum text length: a two-sentence prompt gets two segments. A text yielding one
+window equal to itself gets none. The number of windows is bounded by ``max_windows(text)``:
+past it, segments are merged pairwise (neighbours into one, repeatedly) until they fit, so no
+part of the text goes unscored, only seen in larger pieces; spans beyond the bound are not
+scored (the segments still cover every word).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "text_windows"]
+
+MIN_WORDS = 3
+SPAN_WORDS = 12
+SPAN_STEP = 6
+SPAN_CHARS = 24
+MIN_WINDOWS_BOUND = 64
+
+# A sentence end followed by white space, a CJK sentence end (no space follows those), or a
+# line break.
+_SEGMENT_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+_WORD = re.compile(r"\S+")
+# Scripts written without spaces between words.
+_UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+
+
+def max_windows(text: str) -> int:
+    """The most windows a text gets: 64, or a quarter of its words for longer texts."""
+    return max(MIN_WINDOWS_BOUND, len(_WORD.findall(text)) // 4)
+
+
+def _words(segment: str) -> int:
+    n = len(_WORD.findall(segment))
+    if _UNSPACED.search(segment):
+        # About two characters a word in unspaced scripts.
+        n = max(n, len(segment) // 2)
+    return n
+
+
+def _segments(text: str) -> list[str]:
+    segments: list[str] = []
+    carry = ""
+    for piece in _SEGMENT_END.split(text):
+        piece = piece.strip()
+        if not piece:
+            continue
+        piece = f"{carry} {piece}".strip() if carry else piece
+        if _words(piece) < MIN_WORDS:
+            carry = piece
+            continue
+        carry = ""
+        segments.append(piece)
+    if carry:
+        if segments:
+            segments[-1] = f"{segments[-1]} {carry}"
+        else:
+            segments.append(carry)
+    return segments
+
+
+def _spans(segment: str) -> list[str]:
+    if _UNSPACED.search(segment) and len(_WORD.findall(segment)) < SPAN_WORDS:
+        chars = segment
+        if len(chars) <= SPAN_CHARS:
+            return []
+        step = SPAN_CHARS // 2
+        starts = range(0, len(chars) - SPAN_CHARS + step, step)
+        return [chars[i : i + SPAN_CHARS].strip() for i in starts if chars[i : i + SPAN_CHARS]]
+    words = _WORD.findall(segment)
+    if len(words) <= SPAN_WORDS:
+        return []
+    last = len(words) - SPAN_WORDS
+    starts = [*range(0, last, SPAN_STEP), last]
+    return [" ".join(words[i : i + SPAN_WORDS]) for i in starts]
+
+
+def _merge_pairs(segments: list[str]) -> list[str]:
+    return [" ".join(segments[i : i + 2]) for i in range(0, len(segments), 2)]
+
+
+def text_windows(text: str, *, spans: bool) -> list[str]:
+    """The windows to score beside ``text`` (empty when the text is one window already).
+
+    Args:
+        text: the text.
+        spans: also cut spans of words inside long segments (prompts); segments only if False.
+
+    Returns:
+        Segments, then spans, at most ``max_windows(text)`` in all.
+    """
+    bound = max_windows(text)
+    segments = _segments(text)
+    while len(segments) > bound:
+        segments = _merge_pairs(segments)
+    windows = [s for s in segments if s != text.strip()] if len(segments) > 1 else []
+    if spans:
+        for segment in segments:
+            for span in _spans(segment):
+                if len(windows) >= bound:
+                    return windows
+                windows.append(span)
+    return windows
