@@ -567,7 +567,7 @@ def _combine(
         unsafe=top.unsafe,
         categories=categories,
         refusal=max(refusals) if refusals else None,
-        language=top.language if top.language and top.language != UNDETERMINED else language[0],
+        language=_reported(top.language) or _reported(language[0]),
         language_confidence=language[1]
         if top.language_confidence is None
         else top.language_confidence,
@@ -577,6 +577,11 @@ def _combine(
         view=top_label if top_label and not top_label.startswith("part:") else top.view,
         notes=tuple(notes),
     )
+
+
+def _reported(code: str | None) -> str | None:
+    """A language code as verdicts report it: None when it could not be told (``und``)."""
+    return None if code is None or code == UNDETERMINED else code
 
 
 def _plain_verdict(
@@ -592,12 +597,12 @@ def _plain_verdict(
         role=sample.role,
         scores=ScoreSet(
             unsafe=0.0,
-            language=language[0],
+            language=_reported(language[0]),
             language_confidence=language[1],
             classifier=policy.classifier.name,
         ),
         decided_by=(decided_by,),
-        language=language[0],
+        language=_reported(language[0]),
         language_confidence=language[1],
         classifier=policy.classifier.name,
         policy=policy.name,
