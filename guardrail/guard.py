@@ -22,7 +22,16 @@ from guardrail.policy import Policy, load_policy
 from guardrail.redaction import EntityDetector, Redaction, Vault
 from guardrail.registry import create_classifier
 from guardrail.topics import TopicScorer
-from guardrail.types import Action, Entity, FiredCategory, Role, Sample, ScoreSet, Verdict
+from guardrail.types import (
+    Action,
+    Entity,
+    FiredCategory,
+    Role,
+    Sample,
+    ScoreSet,
+    Verdict,
+    combined_coverage,
+)
 from guardrail.views.normalize import is_view_label, scoring_notes, view_samples
 
 __all__ = ["Guard"]
@@ -556,6 +565,9 @@ def _combine(
 ) -> ScoreSet:
     """Max over parts/views; the view that gave the top unsafe score is recorded."""
     top_label, top = max(scored, key=lambda item: item[1].unsafe)
+    # Coverage is the text's own (and its parts' and language parts'): a text view such as a
+    # decoded base64 string often reads as another language and says nothing about the text.
+    coverage = combined_coverage(s.coverage for label, s in scored if not is_view_label(label))
     categories: dict[str, float] = {}
     refusals = [s.refusal for _, s in scored if s.refusal is not None]
     notes: list[str] = []
@@ -571,6 +583,7 @@ def _combine(
         language_confidence=language[1]
         if top.language_confidence is None
         else top.language_confidence,
+        coverage=coverage,
         classifier=top.classifier or name,
         version=top.version,
         stage=top.stage,

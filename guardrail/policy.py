@@ -426,6 +426,13 @@ class Policy(BaseModel):
     on_error: OnError = Field(
         OnError.BLOCK, description="Classifier failure or timeout: block (fail closed) or allow."
     )
+    outside_coverage: Literal["score", "flag", "block"] = Field(
+        "score",
+        description="A text in a language outside the classifier's coverage (verdict "
+        "`coverage: outside`): score it as any other (score), or give it at least flag or "
+        "block, with a note naming the language. Texts whose language could not be told "
+        "(`coverage: unknown`) are scored as usual.",
+    )
     timeout_s: float | None = Field(
         None, gt=0, description="Timeout for async checks; None waits indefinitely."
     )

@@ -1,7 +1,11 @@
 """``cascade``: a fast classifier first, a stronger one only where the fast one is unsure.
 
 A sample goes to the second stage when the first stage's ``unsafe`` score lies in
-``[escalate_from, escalate_below)``, or when its language is not one the first stage covers.
+``[escalate_from, escalate_below)``, when its language is not one of ``languages``, or (with
+``escalate_outside_coverage``) when the first stage's scores say ``coverage: outside``.
+A verdict's ``coverage`` is that of the stage whose scores it carries: an escalated sample has
+the second stage's (None when that stage does not say), since escalating is how a cascade
+covers what its first stage does not; the first stage's verdict stays in the note.
 Every ``ScoreSet`` records the stage that decided in ``stage`` (the engine reports it in the
 verdict's ``decided_by``); escalated ones also say why in ``notes``. With ``max_latency_ms``, a
 second stage that has not answered when the budget is spent is not waited for: the escalated
@@ -59,6 +63,11 @@ class CascadeClassifier:
             description="Languages the first stage covers; others always escalate "
             "(None: every language is covered).",
         )
+        escalate_outside_coverage: bool = Field(
+            False,
+            description="Also escalate when the first stage says the language is outside its "
+            "coverage (ScoreSet.coverage == 'outside'), whatever the score.",
+        )
         max_latency_ms: float | None = Field(
             None,
             gt=0,
@@ -114,6 +123,8 @@ class CascadeClassifier:
             lang = normalize_language(sample.language) if sample.language else UNDETERMINED
             if lang not in self._languages:
                 return f"language {lang!r} not covered by the first stage"
+        if self.options.escalate_outside_coverage and scores.coverage == "outside":
+            return f"language {scores.language or 'und'!r} outside the first stage's coverage"
         low, high = self.options.escalate_from, self.options.escalate_below
         if low <= scores.unsafe < high:
             return f"first-stage score {scores.unsafe:.3f} in [{low}, {high})"

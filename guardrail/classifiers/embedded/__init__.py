@@ -24,15 +24,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardrail.classifiers.embedded._embedding import get_text_encoder, text_parts
 from guardrail.classifiers.embedded._encoder import Backend
 from guardrail.classifiers.embedded._head import Head, features, load_head
-from guardrail.language import normalize_language
+from guardrail.language import UNDETERMINED, normalize_language
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
-from guardrail.types import Role, Sample, ScoreSet
+from guardrail.types import Coverage, Role, Sample, ScoreSet
 
 __all__ = ["ENCODER_LANGUAGES", "EmbeddedClassifier", "default_head_dir"]
 
 # The languages the encoder was trained on (USE multilingual v3: 16 languages, zh-cn and zh-tw
-# counted apart). Elsewhere scores are less reliable; the ScoreSet says so in its notes.
+# counted apart). Elsewhere scores are less reliable; the ScoreSet says so in ``coverage``
+# (covered / outside / unknown when the language could not be told) and in its notes.
 ENCODER_LANGUAGES = frozenset(
     {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"}
 )
@@ -141,14 +142,23 @@ class EmbeddedClassifier:
         notes: list[str] = []
         if top > 0:
             notes.append(f"highest unsafe score in part {top} of {len(probs) - 1}")
-        if lang and lang != "und" and lang not in ENCODER_LANGUAGES:
+        coverage = _coverage(lang)
+        if coverage == "outside":
             notes.append(f"language {lang!r} is outside the encoder's 16 languages")
         return ScoreSet(
             unsafe=round(float(probs[top, col["unsafe"]]), 6),
             categories=categories,
             refusal=refusal,
             language=lang,
+            coverage=coverage,
             classifier=self.name,
             version=self.version,
             notes=tuple(notes),
         )
+
+
+def _coverage(language: str | None) -> Coverage:
+    """covered (one of ``ENCODER_LANGUAGES``), outside (another language) or unknown."""
+    if not language or language == UNDETERMINED:
+        return "unknown"
+    return "covered" if language in ENCODER_LANGUAGES else "outside"
