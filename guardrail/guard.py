@@ -77,6 +77,8 @@ class Guard:
 
     def __init__(self, policy: Policy, *, classifier: Classifier | None = None) -> None:
         self.policy = policy
+        if classifier is not None:
+            _check_scored(policy, classifier)
         self._classifier = classifier
         self._lock = threading.Lock()
         self._detector = EntityDetector(policy.entities) if policy.entities.active else None
@@ -101,9 +103,11 @@ class Guard:
         if self._classifier is None:
             with self._lock:
                 if self._classifier is None:
-                    self._classifier = create_classifier(
+                    built = create_classifier(
                         self.policy.classifier, taxonomy=self.policy.resolved_taxonomy
                     )
+                    _check_scored(self.policy, built)
+                    self._classifier = built
         return self._classifier
 
     @property
@@ -493,6 +497,13 @@ class Guard:
             classifier=self.policy.classifier.name,
             language=lang,
         )
+
+
+def _check_scored(policy: Policy, classifier: Classifier) -> None:
+    """ConfigError when the policy sets thresholds for categories the classifier does not score."""
+    scored = getattr(classifier, "scored_categories", None)
+    name = getattr(classifier, "name", policy.classifier.name)
+    policy.check_scored(scored, name)
 
 
 class _UnknownCategory(ClassifierError):

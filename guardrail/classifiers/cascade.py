@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from guardrail.classifiers.base import Classifier
 from guardrail.language import UNDETERMINED, normalize_language
 from guardrail.policy import ClassifierSpec
-from guardrail.registry import create_classifier, register_classifier
+from guardrail.registry import create_classifier, register_classifier, scored_categories
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Sample, ScoreSet
 
@@ -107,6 +107,21 @@ class CascadeClassifier:
         # its worker until it returns (threads cannot be stopped), so two workers at most.
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._build_lock = threading.Lock()
+        # The union of the stages' (the second's from its options: it is built on first use).
+        firsts = getattr(self.first, "scored_categories", None)
+        seconds = (
+            getattr(second, "scored_categories", None)
+            if second is not None
+            else scored_categories(options.second, taxonomy)
+        )
+        self.scored_categories = _union(firsts, seconds)
+
+    @classmethod
+    def scored_categories_for(cls, options: Options, taxonomy: Taxonomy) -> frozenset[str] | None:
+        """The union of the stages' categories; None when a stage's cannot be known."""
+        return _union(
+            scored_categories(options.first, taxonomy), scored_categories(options.second, taxonomy)
+        )
 
     @property
     def second(self) -> Classifier:
@@ -181,6 +196,10 @@ class CascadeClassifier:
         except concurrent.futures.TimeoutError:
             future.cancel()
             return None
+
+
+def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return None if a is None or b is None else a | b
 
 
 def _staged(scores: ScoreSet, stage: str, notes: tuple[str, ...]) -> ScoreSet:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardrail.classifiers.embedded._embedding import get_text_encoder, text_parts
 from guardrail.classifiers.embedded._encoder import Backend
 from guardrail.classifiers.embedded._head import Head, features, load_head
+from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
@@ -104,6 +105,19 @@ class EmbeddedClassifier:
         self._categories = [h for h in self.head.heads if h in ids]
         self._prompt_only = {c.id for c in taxonomy.categories if Role.RESPONSE not in c.roles}
         self.version = self.head.version
+        #: The taxonomy categories the head has a column for (the others are never scored).
+        self.scored_categories = frozenset(self._categories)
+
+    @classmethod
+    def scored_categories_for(cls, options: Options, taxonomy: Taxonomy) -> frozenset[str] | None:
+        """The categories a classifier with these options scores (reads the head's metadata;
+        None when the head cannot be read: building the classifier reports why)."""
+        directory = Path(options.head_dir) if options.head_dir else default_head_dir()
+        try:
+            head = _cached_head(directory)
+        except ConfigError:
+            return None
+        return frozenset(head.heads) & frozenset(taxonomy.ids)
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
         """Score a batch: one encoder pass over every text and part, then the head."""
