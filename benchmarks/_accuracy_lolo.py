@@ -1,13 +1,18 @@
-"""Cross-lingual transfer for ``benchmarks/accuracy.py``: leave one mhc language out.
+"""Transfer tables for ``benchmarks/accuracy.py --transfer``: leave one language / source out.
 
-For each of mhc's 10 languages, the head is retrained without any training row in that language
-(mhc, cold, xquad ... alike) and scored on that language's mhc dev rows; the in-language figure
-is the same recipe trained on everything. Both use the same (shortened) training config so the
-difference is the held-out language alone. Texts are embedded once (cached).
+For each held-out group (a language, or a data set), a head is retrained without any training
+row of that group and scored on the group's dev rows; the "in" figure is the same recipe trained
+on every training row. Both use the same (shortened) training config, so the difference is the
+held-out group alone. Texts are embedded once into the embedding cache that ``guardrail train``
+uses (``.cache/embeddings`` under the repository root), so a second run only retrains heads.
+
+The recipe is whatever ``guardrail/classifiers/embedded/_train.py`` ships at run time
+(``fit_calibrated`` with ``TrainConfig``), so the tables follow the head being trained.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,43 +25,101 @@ from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_ta
 from guardrail.classifiers.embedded._head import features
 from guardrail.classifiers.embedded._train import TrainConfig, fit_calibrated
 
-MHC_LANGUAGES = ("ar", "de", "es", "fr", "hi", "it", "nl", "pl", "pt", "zh")
-# The encoder's languages; hi is the one mhc language it was not trained on.
-COVERED = {"ar", "de", "es", "fr", "it", "nl", "pl", "pt", "zh"}
+ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = ROOT / ".cache" / "embeddings"
+# Languages held out: those with at least this many dev rows.
+MIN_DEV_ROWS = 200
 
 
-def leave_one_language_out(
-    train: list[Row], dev: list[Row], threshold: float, epochs: int = 8
-) -> dict[str, Any]:
-    """Held-out vs in-language F1 and PR-AUC on each mhc language's dev rows."""
-    # float32 numpy: training embeddings, and so the shipped head, do not depend on the CPU.
-    encoder = get_text_encoder("numpy")
-    cache = EmbeddingCache(Path(".cache/embeddings") / f"{encoder_tag(encoder)}.npz", encoder)
+def covered_languages() -> frozenset[str]:
+    """The encoder's languages, as the embedded classifier declares them."""
+    import guardrail.classifiers.embedded as embedded
 
-    def embed(rows: list[Row]) -> np.ndarray:
-        vectors = cache.embed([r.text for r in rows], progress=False)
+    return frozenset(getattr(embedded, "ENCODER_LANGUAGES", ()))
+
+
+class _Embedder:
+    def __init__(self) -> None:
+        # float32 numpy: training embeddings, and so the heads, do not depend on the CPU.
+        encoder = get_text_encoder("numpy")
+        self.cache = EmbeddingCache(CACHE_DIR / f"{encoder_tag(encoder)}.npz", encoder)
+
+    def __call__(self, rows: Sequence[Row]) -> np.ndarray:
+        vectors = self.cache.embed([r.text for r in rows], progress=True)
         return features(vectors, np.array([r.role == "response" for r in rows]))
 
+
+def _figures(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, Any]:
+    m = metrics(y, score >= threshold, score)
+    return {k: m[k] for k in ("n", "pos", "precision", "recall", "f1", "fpr", "pr_auc")}
+
+
+def _headline(m: dict[str, Any]) -> tuple[str, float | None]:
+    """The figure that means something for the group: F1 with both labels, else recall / FPR."""
+    if m["pos"] and m["pos"] < m["n"]:
+        return "f1", m["f1"]
+    return ("recall", m["recall"]) if m["pos"] else ("fpr", m["fpr"])
+
+
+def leave_one_out(
+    train: list[Row],
+    dev: list[Row],
+    key: Callable[[Row], str | None],
+    groups: Sequence[str],
+    threshold: float,
+    epochs: int = 8,
+    covered: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """Held-out vs in-distribution figures on each group's dev rows (``key(row) == group``)."""
+    from tqdm import tqdm
+
+    embed = _Embedder()
     config = replace(TrainConfig(), epochs=epochs)
     x_train = embed(train)
     full, _ = fit_calibrated(x_train, train, config)
-    out: dict[str, Any] = {"config": {"epochs": epochs, "threshold": threshold}, "languages": {}}
-    for lang in MHC_LANGUAGES:
-        rows = [r for r in dev if r.source == "mhc" and r.lang == lang]
+    out: dict[str, Any] = {"config": {"epochs": epochs, "threshold": threshold}, "groups": {}}
+    for group in tqdm(groups, desc="leave one out", unit="head"):
+        rows = [r for r in dev if key(r) == group]
+        keep = np.array([key(r) != group for r in train])
+        if not rows or keep.all():
+            continue
         x, y = embed(rows), np.array([r.unsafe for r in rows])
-        keep = np.array([r.lang != lang for r in train])
         held, _ = fit_calibrated(
             x_train[keep], [r for r, k in zip(train, keep, strict=True) if k], config
         )
-        result = {}
-        for name, head in (("in_language", full), ("held_out", held)):
-            score = head.predict(x)[:, 0]
-            m = metrics(y, score >= threshold, score)
-            result[name] = {"f1": m["f1"], "pr_auc": m["pr_auc"], "fpr": m["fpr"]}
-        gap = result["in_language"]["f1"] - result["held_out"]["f1"]
-        result.update(n=len(rows), gap=gap, covered=lang in COVERED)
-        out["languages"][lang] = result
-        print(
-            f"  lolo {lang}: in={result['in_language']['f1']:.3f} held={result['held_out']['f1']:.3f}"
+        result: dict[str, Any] = {
+            name: _figures(y, head.predict(x)[:, 0], threshold)
+            for name, head in (("in", full), ("held_out", held))
+        }
+        metric, held_value = _headline(result["held_out"])
+        in_value = result["in"][metric]
+        result.update(
+            n=len(rows),
+            metric=metric,
+            in_value=in_value,
+            held_value=held_value,
+            # Positive gap = worse when held out (FPR rises, F1 / recall fall).
+            gap=None
+            if in_value is None or held_value is None
+            else (held_value - in_value if metric == "fpr" else in_value - held_value),
         )
+        if covered is not None:
+            result["covered"] = group in covered
+        out["groups"][group] = result
     return out
+
+
+def transfer_tables(train: list[Row], dev: list[Row], threshold: float) -> dict[str, Any]:
+    """Leave-one-language-out over languages with enough dev rows, and leave-one-source-out."""
+    counts: dict[str, int] = {}
+    for r in dev:
+        if r.lang:
+            counts[r.lang] = counts.get(r.lang, 0) + 1
+    languages = sorted(k for k, v in counts.items() if v >= MIN_DEV_ROWS)
+    sources = sorted({r.source for r in dev})
+    return {
+        "languages": leave_one_out(
+            train, dev, lambda r: r.lang, languages, threshold, covered=covered_languages()
+        ),
+        "sources": leave_one_out(train, dev, lambda r: r.source, sources, threshold),
+    }

@@ -67,7 +67,7 @@ def with_hard_negatives(
     """
     rng = np.random.default_rng(seed)
     k = min(len(positives), len(negatives))
-    drawn = rng.choice(np.asarray(negatives), size=k, replace=False) if k else []
+    drawn: Any = rng.choice(np.asarray(negatives), size=k, replace=False) if k else []
     return np.concatenate([np.asarray(positives, dtype=int), np.asarray(drawn, dtype=int)])
 
 
@@ -81,9 +81,77 @@ def fmt(value: Any) -> str:
 
 
 def print_table(title: str, rows: dict[str, dict[str, Any]], columns: Sequence[str]) -> None:
-    """Print one aligned table."""
+    """Print one aligned table (each column as wide as its name, at least 9)."""
     print(f"\n## {title}")
     width = max([len(k) for k in rows] + [10])
-    print(f"{'':{width}} " + " ".join(f"{c:>9}" for c in columns))
+    widths = [max(9, len(c)) for c in columns]
+    print(f"{'':{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True)))
     for name, values in rows.items():
-        print(f"{name:{width}} " + " ".join(f"{fmt(values.get(c)):>9}" for c in columns))
+        cells = (f"{fmt(values.get(c)):>{w}}" for c, w in zip(columns, widths, strict=True))
+        print(f"{name:{width}} " + " ".join(cells))
+
+
+# -- groups for the issue-18 targets (benchmarks/accuracy.py, section "targets") -------------
+
+# Plain harmful requests: prompts that ask for something harmful, in English and Chinese.
+HARMFUL_REQUEST_SETS = ("advbench", "harmbench", "simplesafetytests", "do_not_answer", "jade_db")
+# Benign requests: safe prompts that ask for something (over-refusal look-alikes included).
+BENIGN_REQUEST_SETS = ("coconot", "xquad", "self_instruct")
+
+
+def is_plain_harmful_request(row: Row) -> bool:
+    """A harmful request without a jailbreak wrapper: AdvBench / HarmBench / SimpleSafetyTests /
+    Do-Not-Answer harmful prompts (not its ordinary questions, see ``unsafe_unknown``), the
+    JailbreakBench goals, jade_db questions and JailBench's seed questions (not their templates)."""
+    if row.role != "prompt" or not row.unsafe or unsafe_unknown(row):
+        return False
+    if row.source == "jbb_artifacts":
+        return "goal" in row.categories
+    if row.source == "jailbench":
+        return "jailbench:seed" in row.categories
+    if row.source == "harmbench":
+        return "\n\n---\n\n" not in row.text  # contextual rows carry a document
+    return row.source in HARMFUL_REQUEST_SETS
+
+
+def is_benign_request(row: Row) -> bool:
+    """A safe request prompt: CoCoNot's safe prompts (contrast look-alikes and the benign
+    noncompliance ones), XQuAD questions (12 languages), Self-Instruct instructions."""
+    return row.role == "prompt" and not row.unsafe and row.source in BENIGN_REQUEST_SETS
+
+
+def is_over_refusal(row: Row, lookalike_only: bool = False) -> bool:
+    """CoCoNot's contrast prompts (``coconot:contrast*``: benign, written to look like requests
+    a model should refuse); ``lookalike_only`` keeps the "Requests with safety concerns" ones."""
+    if row.source != "coconot" or row.role != "prompt" or row.unsafe:
+        return False
+    if not any(c.startswith("coconot:contrast") for c in row.categories):
+        return False
+    return not lookalike_only or "Requests with safety concerns" in row.categories
+
+
+def bipia_kind(row: Row) -> str | None:
+    """``attacked`` / ``clean`` for BIPIA rows (an attack inserted, or the bare context)."""
+    if row.source != "bipia":
+        return None
+    return "attacked" if row.unsafe else "clean"
+
+
+def side_by_side(
+    rows: dict[str, dict[str, Any]], columns: Sequence[str], shared: Sequence[str] = ("n", "pos")
+) -> dict[str, dict[str, Any]]:
+    """Flatten ``{name: {"old": m, "new": m}}`` into table rows with ``col_old`` / ``col_new``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, pair in rows.items():
+        new = pair.get("new") or {}
+        line = {c: new.get(c) for c in shared}
+        for c in columns:
+            line[f"{c}_old"] = (pair.get("old") or {}).get(c)
+            line[f"{c}_new"] = new.get(c)
+        out[name] = line
+    return out
+
+
+def paired_columns(columns: Sequence[str], shared: Sequence[str] = ("n", "pos")) -> list[str]:
+    """Column names of a ``side_by_side`` table."""
+    return [*shared, *(f"{c}_{s}" for c in columns for s in ("old", "new"))]

@@ -250,6 +250,22 @@ class FastProfiles:
         found.sort(key=lambda lp: lp[1], reverse=True)
         return found
 
+    def posterior(self, text: str) -> dict[str, float]:
+        """Naive-Bayes posterior over the languages from every n-gram of the text at once
+        (uniform prior; each n-gram probability smoothed by langdetect's own weight,
+        ``ALPHA_DEFAULT / BASE_FREQ``). Unlike ``probabilities`` it samples nothing, so it
+        is a second opinion on short texts, where langdetect's trials often agree on a guess.
+        Empty when the text has no n-gram features.
+        """
+        found_rows = self._extract(_cleaned(text, self.factory.create()))
+        if not found_rows:
+            return {}
+        smoothing = self._alpha / self._base_freq
+        loglik = np.log(self.matrix[found_rows] + smoothing).sum(axis=0)
+        weights = np.exp(loglik - loglik.max())
+        weights /= weights.sum()
+        return {lang: float(w) for lang, w in zip(self.langlist, weights, strict=True)}
+
     def _extract(self, text: str) -> list[int]:
         """Profile rows of the text's n-grams, as ``Detector._extract_ngrams`` finds them.
 

@@ -1,7 +1,9 @@
 """The policy engine: ``evaluate(policy, scores) -> Verdict``.
 
 Pure: no I/O, no model, no environment. Precedence: a block-list match blocks; otherwise an
-allow-list match allows; otherwise the thresholds decide and the most severe action wins.
+allow-list match allows; otherwise the thresholds decide and the most severe action wins, with
+the policy's ``outside_coverage`` (flag or block) as a floor when the scores say the language is
+outside the classifier's coverage.
 """
 
 from __future__ import annotations
@@ -89,6 +91,16 @@ def evaluate(
         action = Action.most_severe(*(f.action for f in fired))
         if fired:
             decided_by.append("threshold")
+        if scores.coverage == "outside" and policy.outside_coverage != "score":
+            # At least this action for a language the classifier does not cover.
+            floor = Action(policy.outside_coverage)
+            if floor.severity >= action.severity:
+                decided_by.append("coverage:outside")
+            action = Action.most_severe(action, floor)
+            extra_notes.append(
+                f"language {language or 'und'!r} is outside the classifier's coverage: "
+                f"at least {floor.value} (outside_coverage={policy.outside_coverage})"
+            )
     if action is not Action.ALLOW or decided_by:
         if scores.stage:
             decided_by.append(f"stage:{scores.stage}")
@@ -102,6 +114,7 @@ def evaluate(
         decided_by=tuple(decided_by),
         language=language,
         language_confidence=scores.language_confidence,
+        coverage=scores.coverage,
         classifier=scores.classifier,
         policy=policy.name,
         policy_hash=policy.content_hash,

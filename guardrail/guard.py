@@ -22,7 +22,16 @@ from guardrail.policy import Policy, load_policy
 from guardrail.redaction import EntityDetector, Redaction, Vault
 from guardrail.registry import create_classifier
 from guardrail.topics import TopicScorer
-from guardrail.types import Action, Entity, FiredCategory, Role, Sample, ScoreSet, Verdict
+from guardrail.types import (
+    Action,
+    Entity,
+    FiredCategory,
+    Role,
+    Sample,
+    ScoreSet,
+    Verdict,
+    combined_coverage,
+)
 from guardrail.views.normalize import is_view_label, scoring_notes, view_samples
 
 __all__ = ["Guard"]
@@ -68,6 +77,8 @@ class Guard:
 
     def __init__(self, policy: Policy, *, classifier: Classifier | None = None) -> None:
         self.policy = policy
+        if classifier is not None:
+            _check_scored(policy, classifier)
         self._classifier = classifier
         self._lock = threading.Lock()
         self._detector = EntityDetector(policy.entities) if policy.entities.active else None
@@ -92,9 +103,11 @@ class Guard:
         if self._classifier is None:
             with self._lock:
                 if self._classifier is None:
-                    self._classifier = create_classifier(
+                    built = create_classifier(
                         self.policy.classifier, taxonomy=self.policy.resolved_taxonomy
                     )
+                    _check_scored(self.policy, built)
+                    self._classifier = built
         return self._classifier
 
     @property
@@ -486,6 +499,13 @@ class Guard:
         )
 
 
+def _check_scored(policy: Policy, classifier: Classifier) -> None:
+    """ConfigError when the policy sets thresholds for categories the classifier does not score."""
+    scored = getattr(classifier, "scored_categories", None)
+    name = getattr(classifier, "name", policy.classifier.name)
+    policy.check_scored(scored, name)
+
+
 class _UnknownCategory(ClassifierError):
     """A classifier returned a category id its taxonomy does not have."""
 
@@ -556,6 +576,9 @@ def _combine(
 ) -> ScoreSet:
     """Max over parts/views; the view that gave the top unsafe score is recorded."""
     top_label, top = max(scored, key=lambda item: item[1].unsafe)
+    # Coverage is the text's own (and its parts' and language parts'): a text view such as a
+    # decoded base64 string often reads as another language and says nothing about the text.
+    coverage = combined_coverage(s.coverage for label, s in scored if not is_view_label(label))
     categories: dict[str, float] = {}
     refusals = [s.refusal for _, s in scored if s.refusal is not None]
     notes: list[str] = []
@@ -567,16 +590,22 @@ def _combine(
         unsafe=top.unsafe,
         categories=categories,
         refusal=max(refusals) if refusals else None,
-        language=top.language if top.language and top.language != UNDETERMINED else language[0],
+        language=_reported(top.language) or _reported(language[0]),
         language_confidence=language[1]
         if top.language_confidence is None
         else top.language_confidence,
+        coverage=coverage,
         classifier=top.classifier or name,
         version=top.version,
         stage=top.stage,
         view=top_label if top_label and not top_label.startswith("part:") else top.view,
         notes=tuple(notes),
     )
+
+
+def _reported(code: str | None) -> str | None:
+    """A language code as verdicts report it: None when it could not be told (``und``)."""
+    return None if code is None or code == UNDETERMINED else code
 
 
 def _plain_verdict(
@@ -592,12 +621,12 @@ def _plain_verdict(
         role=sample.role,
         scores=ScoreSet(
             unsafe=0.0,
-            language=language[0],
+            language=_reported(language[0]),
             language_confidence=language[1],
             classifier=policy.classifier.name,
         ),
         decided_by=(decided_by,),
-        language=language[0],
+        language=_reported(language[0]),
         language_confidence=language[1],
         classifier=policy.classifier.name,
         policy=policy.name,

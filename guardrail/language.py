@@ -4,6 +4,14 @@ Detection is langdetect's algorithm and profiles run by ``guardrail._langdetect`
 text cleaning, n-grams, seeded random draws and floating-point roundings (bit-identical
 probabilities, checked against langdetect in the tests), ~2.6x faster, and without
 langdetect's ~60 MB in-memory table of Python lists.
+
+Short texts are where n-gram statistics guess ("hi" reads as Swahili, "hello" as Finnish, "Give
+me a banana bread recipe" as Spanish), so a text of fewer than ``SHORT_TEXT_WORDS`` words gets a
+language only when two detectors agree with confidence: langdetect's sampled trials and a
+naive-Bayes posterior over all its n-grams (``FastProfiles.posterior``), both at least
+``SHORT_TEXT_CONFIDENCE`` for the same language; a single word never does. Otherwise the text is
+``und`` (the guard reports ``language: null``). A script that belongs to one language (Hangul,
+kana, Thai, ...) still decides on any length.
 """
 
 from __future__ import annotations
@@ -13,9 +21,19 @@ import threading
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["UNDETERMINED", "detect_language", "normalize_language"]
+__all__ = [
+    "SHORT_TEXT_CONFIDENCE",
+    "SHORT_TEXT_WORDS",
+    "UNDETERMINED",
+    "detect_language",
+    "normalize_language",
+]
 
 UNDETERMINED = "und"
+#: Texts with fewer words than this need two agreeing, confident detectors to get a language.
+SHORT_TEXT_WORDS = 8
+#: How sure both detectors must be about a short text's language.
+SHORT_TEXT_CONFIDENCE = 0.98
 
 _ALIASES = {
     "zh-cn": "zh",
@@ -76,7 +94,10 @@ def detect_language(text: str) -> tuple[str, float]:
         text: any text.
 
     Returns:
-        ``(code, confidence)``; ``("und", 0.0)`` when the text has no letters or detection fails.
+        ``(code, confidence)``; ``("und", 0.0)`` when the text has no letters or detection
+        fails, and for a short text (one word, or fewer than ``SHORT_TEXT_WORDS`` words on
+        which the two detectors do not agree with confidence) in a script several languages
+        share.
     """
     return _detect(text[:_MAX_DETECT_CHARS])
 
@@ -103,7 +124,22 @@ def _detect(sample: str) -> tuple[str, float]:
     if not totals:
         return UNDETERMINED, 0.0
     code, prob = max(totals.items(), key=lambda kv: kv[1])
+    words = sum(1 for word in sample.split() if _LETTER.search(word))
+    if words < SHORT_TEXT_WORDS and not _confident_short(sample, code, prob, words):
+        return UNDETERMINED, 0.0
     return code, min(prob, 1.0)
+
+
+def _confident_short(sample: str, code: str, prob: float, words: int) -> bool:
+    """Whether a short text's detected language ``code`` (langdetect's ``prob``) stands: more
+    than one word, and langdetect and the naive-Bayes posterior both sure of it."""
+    if words < 2 or prob < SHORT_TEXT_CONFIDENCE:
+        return False
+    posterior: dict[str, float] = {}
+    for lang, p in _get_profiles().posterior(sample).items():
+        key = normalize_language(lang)
+        posterior[key] = posterior.get(key, 0.0) + p
+    return posterior.get(code, 0.0) >= SHORT_TEXT_CONFIDENCE
 
 
 def _script_language(text: str) -> str | None:

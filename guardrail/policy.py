@@ -426,6 +426,13 @@ class Policy(BaseModel):
     on_error: OnError = Field(
         OnError.BLOCK, description="Classifier failure or timeout: block (fail closed) or allow."
     )
+    outside_coverage: Literal["score", "flag", "block"] = Field(
+        "score",
+        description="A text in a language outside the classifier's coverage (verdict "
+        "`coverage: outside`): score it as any other (score), or give it at least flag or "
+        "block, with a note naming the language. Texts whose language could not be told "
+        "(`coverage: unknown`) are scored as usual.",
+    )
     timeout_s: float | None = Field(
         None, gt=0, description="Timeout for async checks; None waits indefinitely."
     )
@@ -532,6 +539,38 @@ class Policy(BaseModel):
         except ValidationError as e:
             raise ConfigError(f"invalid policy:\n{format_validation_error(e)}") from e
 
+    def check_scored(self, scored: frozenset[str] | None, classifier: str) -> None:
+        """Refuse thresholds for categories the classifier does not score.
+
+        Args:
+            scored: the category ids the classifier scores (None: unknown, nothing checked).
+            classifier: its name, for the message.
+
+        Raises:
+            ConfigError: a ``categories`` entry (base thresholds or a language override) names
+                a category outside ``scored``; the message lists what the classifier scores.
+                ``default_category`` is not checked: it applies to whatever is scored.
+        """
+        if scored is None:
+            return
+        places: list[tuple[str, DirectionThresholds | None]] = [
+            ("thresholds.prompt", self.thresholds.prompt),
+            ("thresholds.response", self.thresholds.response),
+        ]
+        for i, ov in enumerate(self.language_overrides):
+            places += [
+                (f"language_overrides.{i}.prompt", ov.prompt),
+                (f"language_overrides.{i}.response", ov.response),
+            ]
+        for where, dt in places:
+            for cat in dt.categories if dt else {}:
+                if cat not in scored:
+                    known = ", ".join(sorted(scored)) or "none"
+                    raise ConfigError(
+                        f"{where}.categories.{cat}: classifier {classifier!r} does not score "
+                        f"{cat!r}, so this threshold would never fire; it scores: {known}"
+                    )
+
     def thresholds_for(self, role: Role, language: str | None) -> DirectionThresholds:
         """Thresholds for one direction and language, overrides applied.
 
@@ -579,7 +618,9 @@ def load_policy(name_or_path: str | Path, *, validate_classifier: bool = True) -
 
     Raises:
         ConfigError: missing file, bad YAML, unknown field, bad value, unknown category or
-            classifier; the message names the file and the field.
+            classifier, a threshold for a category the classifier does not score (where the
+            backend can tell without loading a model); the message names the file and the
+            field.
     """
     path = resource_path("policies", name_or_path)
     data = read_yaml(path)
@@ -600,4 +641,11 @@ def load_policy(name_or_path: str | Path, *, validate_classifier: bool = True) -
             raise UnknownClassifierError(e.name, e.known, where=f"{path}: classifier.name") from e
         except ConfigError as e:
             raise ConfigError(f"{path}: classifier.options: {e}") from e
+        from guardrail.registry import scored_categories
+
+        scored = scored_categories(policy.classifier, policy.resolved_taxonomy)
+        try:
+            policy.check_scored(scored, policy.classifier.name)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
     return policy

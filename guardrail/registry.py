@@ -31,6 +31,7 @@ __all__ = [
     "get_classifier_factory",
     "known_classifiers",
     "register_classifier",
+    "scored_categories",
     "unregister_classifier",
     "validate_options",
 ]
@@ -181,6 +182,24 @@ def validate_options(spec: Any) -> BaseModel:
         raise ConfigError(
             f"invalid options for classifier {spec.name!r}:\n{format_validation_error(e)}"
         ) from e
+
+
+def scored_categories(spec: Any, taxonomy: Taxonomy) -> frozenset[str] | None:
+    """The categories the classifier a ``ClassifierSpec`` names would score, without building it.
+
+    A backend tells through an optional ``scored_categories_for(options, taxonomy)`` on its
+    factory (cheap: no model is loaded); None when it has none or cannot know (categories that
+    come from a model's own labels).
+
+    Raises:
+        UnknownClassifierError, ConfigError: as for ``validate_options``.
+    """
+    options = validate_options(spec)
+    hook = getattr(get_classifier_factory(spec.name), "scored_categories_for", None)
+    if hook is None:
+        return None
+    scored: frozenset[str] | None = hook(options, taxonomy)
+    return scored
 
 
 def create_classifier(spec: Any, *, taxonomy: Taxonomy) -> Classifier:

@@ -5,13 +5,39 @@ Everything here is immutable and JSON-serialisable; nothing here does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Action", "Entity", "FiredCategory", "Role", "Sample", "ScoreSet", "Verdict"]
+__all__ = [
+    "COVERAGE_RANK",
+    "Action",
+    "Coverage",
+    "Entity",
+    "FiredCategory",
+    "Role",
+    "Sample",
+    "ScoreSet",
+    "Verdict",
+    "combined_coverage",
+]
+
+#: Whether a text's language is one the classifier was built for: ``covered`` (it is),
+#: ``outside`` (a known language it was not built for: scores are less reliable) or ``unknown``
+#: (the language could not be told, e.g. a short greeting). None: the classifier does not say.
+Coverage = Literal["covered", "outside", "unknown"]
+#: Which coverage wins when several scores are combined: outside, then covered, then unknown.
+COVERAGE_RANK: dict[str, int] = {"unknown": 0, "covered": 1, "outside": 2}
+
+
+def combined_coverage(values: Iterable[Coverage | None]) -> Coverage | None:
+    """The coverage of several scores of one text: ``outside`` if any says outside, else
+    ``covered`` if any says covered, else ``unknown`` if any says unknown, else None."""
+    said: list[Coverage] = [v for v in values if v is not None]
+    return max(said, key=COVERAGE_RANK.__getitem__, default=None)
 
 
 class Action(StrEnum):
@@ -85,6 +111,12 @@ class ScoreSet(BaseModel):
     language_confidence: float | None = Field(
         None, ge=0, le=1, description="Confidence of the language detection."
     )
+    coverage: Coverage | None = Field(
+        None,
+        description="Whether the language is one the classifier covers: covered, outside (a "
+        "known language it does not cover), unknown (the language could not be told); None "
+        "when the classifier does not say.",
+    )
     classifier: str = Field("", description="Name of the classifier that produced the scores.")
     version: str | None = Field(None, description="Version of the classifier or its weights.")
     stage: str | None = Field(None, description="Cascade stage that produced the scores.")
@@ -142,6 +174,12 @@ class Verdict(BaseModel):
     )
     language: str | None = Field(None, description="Language code used for thresholds.")
     language_confidence: float | None = Field(None, description="Language detection confidence.")
+    coverage: Coverage | None = Field(
+        None,
+        description="covered, outside or unknown: whether the text's language is one the "
+        "classifier that scored it covers (the policy's outside_coverage says what outside "
+        "does); None when the classifier does not say.",
+    )
     classifier: str = Field("", description="Classifier name.")
     policy: str = Field("", description="Policy name.")
     policy_hash: str = Field("", description="Content hash of the policy.")

@@ -19,6 +19,11 @@ class Classifier(Protocol):
 
     ``score`` takes a batch and returns one ``ScoreSet`` per sample, in order. It is synchronous;
     async callers run it in a thread pool at the edge. Backends need not inherit from anything.
+
+    Optionally a classifier has ``scored_categories`` (a frozenset of the category ids it scores,
+    or None when unknown), and its factory a ``scored_categories_for(options, taxonomy)``
+    classmethod giving the same without building it: the guard and ``load_policy`` refuse a
+    policy with thresholds for categories outside it.
     """
 
     name: str

@@ -1,7 +1,11 @@
 """``cascade``: a fast classifier first, a stronger one only where the fast one is unsure.
 
 A sample goes to the second stage when the first stage's ``unsafe`` score lies in
-``[escalate_from, escalate_below)``, or when its language is not one the first stage covers.
+``[escalate_from, escalate_below)``, when its language is not one of ``languages``, or (with
+``escalate_outside_coverage``) when the first stage's scores say ``coverage: outside``.
+A verdict's ``coverage`` is that of the stage whose scores it carries: an escalated sample has
+the second stage's (None when that stage does not say), since escalating is how a cascade
+covers what its first stage does not; the first stage's verdict stays in the note.
 Every ``ScoreSet`` records the stage that decided in ``stage`` (the engine reports it in the
 verdict's ``decided_by``); escalated ones also say why in ``notes``. With ``max_latency_ms``, a
 second stage that has not answered when the budget is spent is not waited for: the escalated
@@ -20,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from guardrail.classifiers.base import Classifier
 from guardrail.language import UNDETERMINED, normalize_language
 from guardrail.policy import ClassifierSpec
-from guardrail.registry import create_classifier, register_classifier
+from guardrail.registry import create_classifier, register_classifier, scored_categories
 from guardrail.taxonomy import Taxonomy
 from guardrail.types import Sample, ScoreSet
 
@@ -58,6 +62,11 @@ class CascadeClassifier:
             None,
             description="Languages the first stage covers; others always escalate "
             "(None: every language is covered).",
+        )
+        escalate_outside_coverage: bool = Field(
+            False,
+            description="Also escalate when the first stage says the language is outside its "
+            "coverage (ScoreSet.coverage == 'outside'), whatever the score.",
         )
         max_latency_ms: float | None = Field(
             None,
@@ -98,6 +107,21 @@ class CascadeClassifier:
         # its worker until it returns (threads cannot be stopped), so two workers at most.
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._build_lock = threading.Lock()
+        # The union of the stages' (the second's from its options: it is built on first use).
+        firsts = getattr(self.first, "scored_categories", None)
+        seconds = (
+            getattr(second, "scored_categories", None)
+            if second is not None
+            else scored_categories(options.second, taxonomy)
+        )
+        self.scored_categories = _union(firsts, seconds)
+
+    @classmethod
+    def scored_categories_for(cls, options: Options, taxonomy: Taxonomy) -> frozenset[str] | None:
+        """The union of the stages' categories; None when a stage's cannot be known."""
+        return _union(
+            scored_categories(options.first, taxonomy), scored_categories(options.second, taxonomy)
+        )
 
     @property
     def second(self) -> Classifier:
@@ -114,6 +138,8 @@ class CascadeClassifier:
             lang = normalize_language(sample.language) if sample.language else UNDETERMINED
             if lang not in self._languages:
                 return f"language {lang!r} not covered by the first stage"
+        if self.options.escalate_outside_coverage and scores.coverage == "outside":
+            return f"language {scores.language or 'und'!r} outside the first stage's coverage"
         low, high = self.options.escalate_from, self.options.escalate_below
         if low <= scores.unsafe < high:
             return f"first-stage score {scores.unsafe:.3f} in [{low}, {high})"
@@ -170,6 +196,10 @@ class CascadeClassifier:
         except concurrent.futures.TimeoutError:
             future.cancel()
             return None
+
+
+def _union(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    return None if a is None or b is None else a | b
 
 
 def _staged(scores: ScoreSet, stage: str, notes: tuple[str, ...]) -> ScoreSet:

@@ -211,16 +211,29 @@ def test_label_mapping_gives_every_trained_head_positives():
 @needs_data
 @pytest.mark.skipif(not RESULTS.exists(), reason="run benchmarks/accuracy.py first")
 def test_ci_slice_matches_the_benchmark(guard):
-    """A fixed 500-row slice of dev through the default policy: F1 and FPR as benchmarked."""
+    """A fixed 500-row slice of dev through the default policy: F1 and FPR as benchmarked.
+
+    ``benchmarks/accuracy.py`` writes ``ci_slice`` (the shipped head, i.e. its "new" side) with
+    the hash of the slice's ids; a different hash means the data changed since the benchmark ran,
+    so the figures would be compared on different rows (the test says so and fails).
+    """
+    import hashlib
+
     expected = json.loads(RESULTS.read_text(encoding="utf-8"))["ci_slice"]
     rows = ci_slice(dev_split(SHARED_DATA))
     assert len(rows) == 500
+    ids_hash = hashlib.sha256("\n".join(r.id for r in rows).encode()).hexdigest()[:16]
+    assert expected.get("ids_hash") == ids_hash, (
+        "benchmarks/results/accuracy.json was measured on other data: re-run benchmarks/accuracy.py"
+    )
     verdicts = []
     for role in ("prompt", "response"):
         chunk = [r for r in rows if r.role == role]
         prompts = [r.prompt for r in chunk] if role == "response" else None
         checked = guard.check_many([r.text for r in chunk], role, prompts)
         verdicts += list(zip(chunk, checked, strict=True))
+    order = {r.id: i for i, r in enumerate(rows)}
+    verdicts.sort(key=lambda pair: order[pair[0].id])
     y = np.array([r.unsafe for r, _ in verdicts])
     pred = np.array([v.action is not Action.ALLOW for _, v in verdicts])
     tp, fp = (y & pred).sum(), (~y & pred).sum()

@@ -72,7 +72,7 @@ def test_llama_guard_prompt_lists_policy_categories_and_custom_ones():
     tax = MLC.extended(
         add=[Category(id="crypto_scams", code="CS", name="Crypto Scams", description="Rug pulls.")]
     )
-    lg3 = LlamaGuard(tax, exclude=["jailbreak", "code_interpreter_abuse"])
+    lg3 = LlamaGuard(tax, exclude=["jailbreak", "prompt_injection", "code_interpreter_abuse"])
     prompt = lg3.prompt(Sample("how do i make a bomb"))
     assert prompt.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n")
     assert "Task: Check if there is unsafe content in 'User' messages" in prompt

@@ -82,7 +82,7 @@ def _shared_texts() -> list[str]:
     for path in sorted(DATA.glob("*.jsonl")):
         with path.open(encoding="utf-8") as f:
             rows = [json.loads(line) for i, line in enumerate(f) if i % 20 == 0]
-        texts += [str(row["text"]) for row in rows[:300]]
+        texts += [str(row["text"]) for row in rows[:150]]
     return texts
 
 
@@ -103,7 +103,8 @@ def test_shared_data_equals_per_character_extraction(profiles):
     if not DATA.is_dir():
         pytest.skip("needs ../shared/data")
     texts = _shared_texts()
-    assert 1_000 < len(texts) <= 3_000
+    # 150 texts a file at most, so the run stays short as sets are added.
+    assert 1_000 < len(texts) <= 150 * len(list(DATA.glob("*.jsonl")))
     _assert_equal(profiles, texts)
 
 

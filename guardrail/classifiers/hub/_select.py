@@ -41,7 +41,7 @@ class FamilyOptions(BaseModel):
     exclude_categories: list[str] | None = Field(
         None,
         description="Llama Guard: policy categories left out of the prompt's category list "
-        "(default: `jailbreak`, when the taxonomy has it).",
+        "(default: `jailbreak` and `prompt_injection`, where the taxonomy has them).",
     )
     controversial_weight: float = Field(
         0.5,
@@ -75,8 +75,9 @@ def build_family(options: FamilyOptions, taxonomy: Taxonomy) -> Family:
     version = 3 if options.family == "llama-guard-3" else 4
     exclude = options.exclude_categories
     if exclude is None:
-        # Jailbreaks are not a Llama Guard category (Prompt Guard's job); leave it out by default.
-        exclude = [c for c in ("jailbreak",) if c in taxonomy.ids]
+        # Jailbreaks and prompt injection are not Llama Guard categories (Prompt Guard's job);
+        # leave them out by default.
+        exclude = [c for c in ("jailbreak", "prompt_injection") if c in taxonomy.ids]
     return LlamaGuard(taxonomy, version=version, exclude=exclude, **extra)
 
 

@@ -80,6 +80,20 @@ class HFSequenceClassifier:
             head = "sigmoid" if multi else "softmax"
         self._head = head
         self.version = options.model + (f"@{options.revision}" if options.revision else "")
+        #: The categories the model's labels feed.
+        self.scored_categories = frozenset(
+            name for t in self._targets for name in t if name not in ("safe", "unsafe")
+        )
+
+    @classmethod
+    def scored_categories_for(cls, options: Options, taxonomy: Taxonomy) -> frozenset[str] | None:
+        """The categories ``label_map`` can feed (every entry, before the model says which of
+        its labels exist); none without a label_map (labels are read as safe / unsafe)."""
+        out: set[str] = set()
+        for value in (options.label_map or {}).values():
+            names = [value] if isinstance(value, str) else value
+            out.update(n for n in names if n not in ("safe", "unsafe"))
+        return frozenset(out)
 
     def score(self, samples: Sequence[Sample]) -> list[ScoreSet]:
         """Score a batch; long texts are scored window by window (maximum kept)."""
