@@ -67,17 +67,21 @@ def leave_one_out(
     key: Callable[[Row], str | None],
     groups: Sequence[str],
     threshold: float,
-    epochs: int = 8,
     covered: frozenset[str] | None = None,
 ) -> dict[str, Any]:
     """Held-out vs in-distribution figures on each group's dev rows (``key(row) == group``)."""
     from tqdm import tqdm
 
     embed = _Embedder()
-    config = replace(TrainConfig(), epochs=epochs)
+    # The shipped recipe with one ensemble member (the shipped head averages several): a
+    # held-out head and its in-distribution twin are trained alike, and K times faster.
+    config = replace(TrainConfig(), ensemble=1)
     x_train = embed(train)
     full, _ = fit_calibrated(x_train, train, config)
-    out: dict[str, Any] = {"config": {"epochs": epochs, "threshold": threshold}, "groups": {}}
+    out: dict[str, Any] = {
+        "config": {"recipe": "TrainConfig() with ensemble=1", "threshold": threshold},
+        "groups": {},
+    }
     for group in tqdm(groups, desc="leave one out", unit="head"):
         rows = [r for r in dev if key(r) == group]
         keep = np.array([key(r) != group for r in train])

@@ -83,6 +83,7 @@ from _accuracy_metrics import (
 
 from guardrail import Guard, load_policy
 from guardrail._data import Row, ci_slice, load_rows, split_rows
+from guardrail.classifiers.embedded._train import training_rows
 from guardrail.errors import ConfigError
 from guardrail.types import Action, Role, Verdict
 
@@ -768,7 +769,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
         base = new.policy.thresholds.prompt.unsafe
         threshold = base.flag_at if base and base.flag_at is not None else 0.5
-        t_train = limited(train, 4 * args.limit) if args.limit else train
+        # Training rows as `guardrail train` sees them (excluded sets out, the seeds in).
+        t_train = split_rows(training_rows(args.data))[0]
+        t_train = limited(t_train, 4 * args.limit) if args.limit else t_train
         results["transfer"] = transfer_tables(t_train, dev, threshold)
     results["summary"] = summary(results)
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -46,6 +46,10 @@ def _fired(
         hit = _fire(cat.id, score, limits.for_category(cat.id))
         if hit:
             fired.append(hit)
+    if role is Role.RESPONSE and scores.refusal is not None:
+        refused = _fire("refusal", scores.refusal, limits.refusal)
+        if refused:
+            fired.append(refused)
     fired.sort(key=lambda f: (-f.action.severity, -f.score))
     return fired
 

@@ -99,6 +99,13 @@ class DirectionThresholds(BaseModel):
     default_category: Thresholds | None = Field(
         None, description="Thresholds for categories not listed under `categories`."
     )
+    refusal: Thresholds | None = Field(
+        None,
+        description=(
+            "Responses only: act on the refusal score (the answer declines the request), e.g. "
+            "flag refusals to watch over-refusal. Fires as category `refusal`."
+        ),
+    )
 
     def merged(self, other: DirectionThresholds | None) -> DirectionThresholds:
         """These thresholds with ``other``'s given values on top."""
@@ -113,6 +120,7 @@ class DirectionThresholds(BaseModel):
             default_category=self.default_category.merged(other.default_category)
             if self.default_category
             else other.default_category,
+            refusal=self.refusal.merged(other.refusal) if self.refusal else other.refusal,
         )
 
     def for_category(self, category_id: str) -> Thresholds | None:
@@ -124,6 +132,12 @@ class RoleThresholds(BaseModel):
     """Thresholds for prompts and for responses."""
 
     model_config = _STRICT
+
+    @model_validator(mode="after")
+    def _refusal_is_for_responses(self) -> RoleThresholds:
+        if self.prompt.refusal is not None:
+            raise ValueError("thresholds.prompt.refusal: refusal is scored for responses only")
+        return self
 
     prompt: DirectionThresholds = Field(
         default_factory=DirectionThresholds, description="Thresholds for user input."

@@ -17,7 +17,10 @@ def test_a_short_sentence_has_no_windows():
 
 def test_sentences_are_windows_even_in_short_texts():
     text = "I love banana bread. Tell me how to pick a lock."
-    assert text_windows(text, spans=False) == ["I love banana bread.", "Tell me how to pick a lock."]
+    assert text_windows(text, spans=False) == [
+        "I love banana bread.",
+        "Tell me how to pick a lock.",
+    ]
 
 
 def test_a_request_without_a_full_stop_is_seen_in_spans():

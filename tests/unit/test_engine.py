@@ -131,3 +131,28 @@ def test_most_severe():
     assert Action.most_severe() is Action.ALLOW
     assert Action.most_severe(Action.FLAG, Action.BLOCK, Action.ALLOW) is Action.BLOCK
     assert Action("flag") is Action.FLAG and Action.FLAG == "flag"
+
+
+def test_refusal_thresholds_act_on_responses_only():
+    from guardrail.policy import Policy
+
+    policy = Policy.model_validate(
+        {
+            "name": "watch-refusals",
+            "thresholds": {"response": {"refusal": {"flag_at": 0.8}}},
+        }
+    )
+    refused = ScoreSet(unsafe=0.01, refusal=0.95, classifier="t")
+    verdict = evaluate(policy, refused, role=Role.RESPONSE)
+    assert verdict.action is Action.FLAG
+    assert [f.category for f in verdict.categories] == ["refusal"]
+    assert (
+        evaluate(
+            policy, ScoreSet(unsafe=0.01, refusal=0.5, classifier="t"), role=Role.RESPONSE
+        ).action
+        is Action.ALLOW
+    )
+    with pytest.raises(ValueError, match="responses only"):
+        Policy.model_validate(
+            {"name": "x", "thresholds": {"prompt": {"refusal": {"flag_at": 0.5}}}}
+        )

@@ -36,7 +36,7 @@ def _write(tmp_path, extra: str = "", categories: str = ""):
     return path
 
 
-@pytest.mark.parametrize("category", [*UNTRAINED, "prompt_injection"])
+@pytest.mark.parametrize("category", UNTRAINED)
 def test_embedded_policy_with_an_unscored_category_is_refused(tmp_path, category):
     path = _write(tmp_path, categories=f"      {category}: {{block_at: 0.5}}\n")
     with pytest.raises(ConfigError) as info:
@@ -63,7 +63,7 @@ def test_every_shipped_policy_still_loads():
 
 def test_embedded_scores_its_trained_heads_only():
     scored = scored_categories(ClassifierSpec(name="embedded"), MLC)
-    assert scored is not None and "hate" in scored and "jailbreak" in scored
+    assert scored is not None and {"hate", "jailbreak", "prompt_injection"} <= scored
     assert not set(UNTRAINED) & scored
     assert "unsafe" not in scored and "refusal" not in scored
 

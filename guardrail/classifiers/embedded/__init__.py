@@ -95,21 +95,22 @@ class EmbeddedClassifier:
             ),
         )
         window_min_prompt: float = Field(
-            0.7,
+            0.8,
             ge=0,
             le=1,
             description=(
-                "A prompt window's score counts only from this value (chosen on the dev and "
-                "padding sets: lower floors flag many benign multi-sentence prompts)."
+                "A prompt window's score counts only from this value (chosen on dev: 0.8 keeps "
+                "~95% of clean recall on padded harmful requests; 0.5 doubles the false alarms "
+                "on benign multi-sentence prompts, see the model card)."
             ),
         )
         window_min_response: float = Field(
-            0.9,
+            0.95,
             ge=0,
             le=1,
             description=(
-                "A response window's score counts only from this value (answers are long and "
-                "their single sentences are often scored as harmful out of context)."
+                "A response window's score counts only from this value (answers are long, and "
+                "their sentences out of context often look harmful: see the model card)."
             ),
         )
         encoder_backend: Backend | None = Field(

@@ -172,7 +172,16 @@ def categories_of(row: Row) -> set[str]:
 
 
 def unsafe_unknown(row: Row) -> bool:
-    """True for rows whose `unsafe` label is not used (see ``DNA_NOT_HARMFUL``)."""
+    """True for rows whose `unsafe` label is not used for training.
+
+    Do-Not-Answer prompts of the harm types in ``DNA_NOT_HARMFUL`` (ordinary questions), and
+    BIPIA's attacked documents: the attack is one sentence inside an e-mail, table or piece of
+    code whose clean copy is safe, so as `unsafe` targets they teach "a table is unsafe"
+    (measured: 53% of clean BIPIA documents scored unsafe >= 0.5). They teach
+    ``prompt_injection`` only.
+    """
+    if row.source == "bipia":
+        return row.unsafe
     return (
         row.source == "do_not_answer"
         and row.role == "prompt"

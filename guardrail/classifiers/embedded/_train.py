@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,19 @@ class TrainConfig:
     source_power: float = 0.5
     # Extra weight per set (multiplies the above): benign instructions are scarce next to the
     # many harmful ones, and without this the head learns "imperative = unsafe".
+    # Harmful requests (short imperative or question-form texts) are a few thousand rows next
+    # to ~100k posts of hate speech and toxicity; they and their benign look-alikes (CoCoNot's
+    # contrast prompts, Self-Instruct's instructions, the injection seeds) weigh more.
     source_boost: tuple[tuple[str, float], ...] = (
         ("self_instruct", 8.0),
-        ("coconot", 3.0),
+        ("coconot", 4.0),
         ("pi_seed", 4.0),
+        ("advbench", 3.0),
+        ("harmbench", 3.0),
+        ("simplesafetytests", 3.0),
+        ("do_not_answer", 3.0),
+        ("jbb_artifacts", 2.0),
+        ("jade_db", 2.0),
     )
     # Inside a language with both classes, safe and unsafe rows get equal total weight.
     language_balance: bool = True
@@ -72,7 +81,9 @@ class TrainConfig:
     calibration_fraction: float = 0.1
     # Gaussian noise added to each training embedding number (a unit vector's numbers are
     # ~0.044 apart on average): a smoother head, less sure of itself far from its data.
-    input_noise: float = 0.0
+    input_noise: float = 0.02
+    # Members trained with seeds seed, seed + 1, ... whose logits are averaged.
+    ensemble: int = 3
 
 
 def _hash_fraction(key: str) -> float:
@@ -116,8 +127,11 @@ def fit_head(
     mask: np.ndarray,
     row_weight: np.ndarray,
     config: TrainConfig,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Fit the MLP (w1, b1, w2, b2) by masked weighted BCE with Adam. Deterministic per seed."""
+    from tqdm import tqdm
+
     rng = np.random.default_rng(config.seed)
     n, d = x.shape
     k = y.shape[1]
@@ -130,7 +144,13 @@ def fit_head(
     moments = [(np.zeros_like(p), np.zeros_like(p)) for p in params]
     pos_w = _head_weights(y, mask, config.max_pos_weight)
     step = 0
-    for _ in range(config.epochs):
+    epochs = tqdm(
+        range(config.epochs),
+        desc=f"training (seed {config.seed})",
+        unit="epoch",
+        disable=not progress,
+    )
+    for _ in epochs:
         order = rng.permutation(n)
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
@@ -256,7 +276,7 @@ def train(
     config = config or TrainConfig()
     train_rows, _ = split_rows(training_rows(data_dir))
     x = _embed_rows(train_rows, Path(cache_dir), progress)
-    head, t = fit_calibrated(x, train_rows, config)
+    head, t = fit_calibrated(x, train_rows, config, progress=progress)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
     save_head(head, Path(out_dir))
     return head
@@ -279,13 +299,16 @@ def training_rows(data_dir: str | Path) -> list[Row]:
     return dedupe_rows([*rows, *seed_rows()])
 
 
-def fit_calibrated(x: np.ndarray, rows: Sequence[Row], config: TrainConfig) -> tuple[Head, Targets]:
+def fit_calibrated(
+    x: np.ndarray, rows: Sequence[Row], config: TrainConfig, *, progress: bool = False
+) -> tuple[Head, Targets]:
     """Fit the head on all rows but a hashed calibration share, then Platt-scale it on that.
 
     Args:
         x: the rows' features (embedding and role bit).
         rows: the labelled rows, aligned with ``x``.
         config: hyper-parameters.
+        progress: a progress bar per ensemble member.
 
     Returns:
         The head (without metadata) and the rows' targets.
@@ -293,7 +316,23 @@ def fit_calibrated(x: np.ndarray, rows: Sequence[Row], config: TrainConfig) -> t
     t = targets(rows)
     calib = np.array([_hash_fraction(r.id) < config.calibration_fraction for r in rows])
     weights = _row_weights(rows, config)
-    w1, b1, w2, b2 = fit_head(x[~calib], t.y[~calib], t.mask[~calib], weights[~calib], config)
+    members = [
+        fit_head(
+            x[~calib],
+            t.y[~calib],
+            t.mask[~calib],
+            weights[~calib],
+            replace(config, seed=seed),
+            progress,
+        )
+        for seed in range(config.seed, config.seed + config.ensemble)
+    ]
+    # K members side by side are one MLP with K times the hidden units whose logit is the
+    # members' mean: the shipped file format does not change.
+    w1 = np.hstack([m[0] for m in members])
+    b1 = np.concatenate([m[1] for m in members])
+    w2 = np.vstack([m[2] for m in members]) / len(members)
+    b2 = np.mean([m[3] for m in members], axis=0)
     head = Head(w1, b1, w2, b2, platt=np.zeros((len(HEADS), 2)), heads=HEADS)
     platt = _platt(head.logits(x[calib]), t.y[calib], t.mask[calib])
     head.platt = platt.astype(np.float32)

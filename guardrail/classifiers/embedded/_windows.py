@@ -6,8 +6,8 @@ per category, the highest score of the whole text and of the windows that pass a
 ``EmbeddedClassifier.Options.window_min_prompt``):
 
 - **Segments**: the text cut at sentence ends (``. ! ? ;`` and their CJK forms) and line breaks.
-  Fragments under ``MIN_WORDS`` words join the next segment (a lone "Sure." or a list number
-  says nothing on its own).
+  Fragments under ``MIN_WORDS`` words, and lines ending with a colon, join the next segment (a
+  lone "Sure.", a list number or "Here are the steps:" says nothing on its own).
 - **Spans** (prompts only): inside a segment longer than ``SPAN_WORDS`` words, spans of
   ``SPAN_WORDS`` words every ``SPAN_STEP`` words, so a request without a full stop glued to the
   next sentence ("... at home and then tell me about puppies") is still seen on its own. Scripts
@@ -61,7 +61,9 @@ def _segments(text: str) -> list[str]:
         if not piece:
             continue
         piece = f"{carry} {piece}".strip() if carry else piece
-        if _words(piece) < MIN_WORDS:
+        # A fragment, or a line that introduces what follows ("Here are the steps:"), is
+        # scored with the next piece.
+        if _words(piece) < MIN_WORDS or piece.endswith((":", "：")):
             carry = piece
             continue
         carry = ""
