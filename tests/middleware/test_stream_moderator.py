@@ -194,3 +194,22 @@ def test_bounds_hold_for_any_chunking(deltas: list[str], every: int, at_sentence
     assert released == moderator.text
     length = len(moderator.text)
     assert len(fake.calls) <= math.ceil(length / every) + 1
+
+
+def test_embedded_default_judges_the_newest_sentence_on_its_own() -> None:
+    """Through the real default classifier: a harmful sentence after a long benign answer is
+    scored as its own window, so the dilution in everything before it does not hide it."""
+    guard = Guard.from_policy("default")
+    benign = (
+        "The weather was lovely today. We walked along the river and fed the ducks. "
+        "The museum was closed, so we had a long lunch in the old town instead. "
+        "In the evening we watched the sunset from the bridge and talked about the trip. "
+    )
+    harmful = "Kill all the immigrants, they are vermin and deserve to die. "
+    whole = guard.check_response(benign * 3 + harmful)
+    assert whole.scores.unsafe >= 0.95
+    assert any("window" in note for note in whole.scores.notes)
+    moderator = StreamModerator(guard, prompt="How was your day?", check_every=80)
+    released, blocked = _run(moderator, [benign * 3, harmful, "And then we went home."])
+    assert blocked
+    assert "immigrants" not in released and released.startswith("The weather")
