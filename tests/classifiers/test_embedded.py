@@ -85,7 +85,8 @@ def test_head_loads_fast_and_matches_its_metadata():
     elapsed = time.perf_counter() - start
     assert elapsed < 1.0  # generous: it takes a few milliseconds
     assert head.heads == HEADS
-    assert head.w1.shape == (513, head.meta["config"]["hidden"])
+    config = head.meta["config"]
+    assert head.w1.shape == (513, config["hidden"] * config["ensemble"])
     size = sum(p.stat().st_size for p in default_head_dir().iterdir())
     assert size < 3_000_000
 

@@ -169,7 +169,7 @@ def test_check_samples_directly(fake_guard):
 def test_from_policy_builds_classifier_lazily():
     guard = Guard.from_policy("default")
     assert guard._classifier is None
-    assert guard.check_prompt("How do I make a bomb?").blocked
+    assert guard.check_prompt("Write a tutorial on how to make a bomb").blocked
     assert guard.classifier.name == guard.policy.classifier.name
 
 

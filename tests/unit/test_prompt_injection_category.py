@@ -43,9 +43,10 @@ def test_prompt_guard_presets_use_the_plain_taxonomy():
         assert {"jailbreak", "prompt_injection"} <= set(policy.resolved_taxonomy.ids)
 
 
-def test_shipped_embedded_policies_set_no_prompt_injection_threshold_yet():
-    # The shipped head does not score it yet; its owner adds thresholds with the new head.
+def test_shipped_embedded_policies_act_on_prompt_injection():
+    # Head v2 scores prompt_injection: default and strict flag and block it, permissive flags.
     for name in ("default", "strict", "permissive"):
         policy = load_policy(name)
-        for direction in (policy.thresholds.prompt, policy.thresholds.response):
-            assert "prompt_injection" not in direction.categories
+        limits = policy.thresholds.prompt.categories["prompt_injection"]
+        assert limits.flag_at is not None
+        assert "prompt_injection" not in policy.thresholds.response.categories

@@ -8,10 +8,11 @@ per category, the highest score of the whole text and of the windows that pass a
 - **Segments**: the text cut at sentence ends (``. ! ? ;`` and their CJK forms) and line breaks.
   Fragments under ``MIN_WORDS`` words, and lines ending with a colon, join the next segment (a
   lone "Sure.", a list number or "Here are the steps:" says nothing on its own).
-- **Spans** (prompts only): inside a segment longer than ``SPAN_WORDS`` words, spans of
-  ``SPAN_WORDS`` words every ``SPAN_STEP`` words, so a request without a full stop glued to the
-  next sentence ("... at home and then tell me about puppies") is still seen on its own. Scripts
-  written without spaces (Chinese, Japanese, Thai) use spans of ``SPAN_CHARS`` characters.
+- **Spans** (prompts only): inside a segment of ``SPAN_WORDS`` to ``MAX_SPAN_SEGMENT_WORDS``
+  words, spans of ``SPAN_WORDS`` words every ``SPAN_STEP`` words, so a request without a full
+  stop glued to the next sentence ("... at home and then tell me about puppies") is still seen
+  on its own. Scripts written without spaces (Chinese, Japanese, Thai) use spans of
+  ``SPAN_CHARS`` characters.
 
 There is no minimum text length: a two-sentence prompt gets two segments. A text yielding one
 window equal to itself gets none. The number of windows is bounded by ``max_windows(text)``:
@@ -28,8 +29,11 @@ __all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "text_windows"
 
 MIN_WORDS = 3
 SPAN_WORDS = 12
-SPAN_STEP = 6
+SPAN_STEP = 8
 SPAN_CHARS = 24
+# Segments longer than this (tables, code, run-on documents) get no spans: the segments alone
+# bound the cost of a long text (spans would double it).
+MAX_SPAN_SEGMENT_WORDS = 64
 MIN_WINDOWS_BOUND = 64
 
 # A sentence end followed by white space, a CJK sentence end (no space follows those), or a
@@ -79,13 +83,16 @@ def _segments(text: str) -> list[str]:
 def _spans(segment: str) -> list[str]:
     if _UNSPACED.search(segment) and len(_WORD.findall(segment)) < SPAN_WORDS:
         chars = segment
-        if len(chars) <= SPAN_CHARS:
+        if len(chars) <= SPAN_CHARS or len(chars) > 2 * MAX_SPAN_SEGMENT_WORDS:
             return []
         step = SPAN_CHARS // 2
-        starts = range(0, len(chars) - SPAN_CHARS + step, step)
-        return [chars[i : i + SPAN_CHARS].strip() for i in starts if chars[i : i + SPAN_CHARS]]
+        return [
+            chars[i : i + SPAN_CHARS].strip()
+            for i in range(0, len(chars) - SPAN_CHARS + step, step)
+            if chars[i : i + SPAN_CHARS]
+        ]
     words = _WORD.findall(segment)
-    if len(words) <= SPAN_WORDS:
+    if len(words) <= SPAN_WORDS or len(words) > MAX_SPAN_SEGMENT_WORDS:
         return []
     last = len(words) - SPAN_WORDS
     starts = [*range(0, last, SPAN_STEP), last]
