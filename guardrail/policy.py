@@ -242,7 +242,7 @@ DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "PT", "BR", "NL", "
 
 
 class PiiSettings(BaseModel):
-    """Personal data found by Microsoft Presidio (``pip install guardrail-sdk[pii]``)."""
+    """Personal data found by Microsoft Presidio (the ``pii`` extra: ``pip install ".[pii]"``)."""
 
     model_config = _STRICT
 

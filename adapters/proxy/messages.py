@@ -13,7 +13,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import Response
 
-from guardrail.types import Role
+from guardrail.types import Action, Role
 
 from ._messages_text import (
     MessagesRequest,
@@ -44,6 +44,9 @@ async def handle_messages(service: ProxyService, request: Request) -> Response:
     checked = await service.check(ctx, [prompt], Role.PROMPT, stage="pre_call")
     if checked.blocked:
         raise service.blocked_prompt(ctx, checked)
+    if checked.action is Action.REDACT:
+        # This route does not rewrite Anthropic bodies yet: refuse rather than forward the values.
+        raise service.unredacted_prompt(ctx, checked)
     headers = service.auth.anthropic_headers(request.headers)
     context = last_user_text(parsed)
     if parsed.stream:

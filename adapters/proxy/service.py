@@ -287,6 +287,19 @@ class ProxyService:
             headers=self.headers(ctx),
         )
 
+    def unredacted_prompt(self, ctx: RequestContext, checked: Checked) -> ProxyHTTPError:
+        """The 400 for a prompt the policy redacts on a route that cannot redact (fail closed)."""
+        verdict = decisive(checked.verdicts)
+        kinds = ", ".join(sorted({e.type for e in verdict.entities})) or "personal data"
+        return ProxyHTTPError(
+            400,
+            f"The guardrail policy {verdict.policy!r} redacts {kinds} in prompts, and "
+            f"{ctx.route} cannot redact yet: the request was not forwarded.",
+            code="content_filter",
+            extra={"guardrail": guardrail_field(checked.verdicts, "pre_call")},
+            headers=self.headers(ctx),
+        )
+
     async def warm_up(self) -> None:
         """Load and warm every guard's classifier before the proxy says it is ready.
 

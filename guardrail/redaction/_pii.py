@@ -16,7 +16,7 @@ from functools import cache
 from typing import Any
 
 from guardrail._entity_types import NER_TYPES
-from guardrail.errors import ConfigError
+from guardrail.errors import ConfigError, install_hint
 from guardrail.policy import PiiSettings
 
 __all__ = ["PiiDetector", "RawEntity"]
@@ -67,7 +67,7 @@ def _import() -> Any:
         import presidio_analyzer
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ConfigError(
-            "PII detection (entities.pii) needs Presidio: pip install 'guardrail-sdk[pii]'"
+            f"PII detection (entities.pii) needs Presidio: {install_hint('pii')}"
         ) from e
     return presidio_analyzer
 

@@ -299,3 +299,24 @@ def test_upstream_errors_come_back_with_the_key_scrubbed(make_proxy, fake_upstre
     )
     assert r.status_code == 529 and upstream_key not in r.text
     assert r.json()["error"]["type"] == "overloaded_error"
+
+
+def test_a_prompt_the_policy_redacts_is_refused_not_forwarded(make_proxy, fake_upstream):
+    """/v1/messages cannot rewrite bodies yet: a redact verdict fails closed (nothing is sent)."""
+    from guardrail import Guard, load_policy
+    from guardrail.testing import FakeClassifier
+    from tests.conftest import POLICIES
+
+    guard = Guard(load_policy(POLICIES / "redact.yaml"), classifier=FakeClassifier())
+    guard.warm_up()
+    root = proxy(make_proxy, fake_upstream, guard=guard)
+    email = "jane.doe@example.com"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        client(root).messages.create(
+            model="m", max_tokens=50, messages=[{"role": "user", "content": f"Mail {email}"}]
+        )
+    body = caught.value.body
+    assert isinstance(body, dict) and body["error"]["code"] == "content_filter"
+    assert "EMAIL" in body["error"]["message"] and email not in json.dumps(body)
+    assert body["guardrail"]["action"] == "redact"
+    assert fake_upstream.calls("/v1/messages") == []
