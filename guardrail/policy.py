@@ -504,6 +504,24 @@ class Policy(BaseModel):
     @model_validator(mode="after")
     def _check_names(self) -> Policy:
         ids = set(self.resolved_taxonomy.ids)
+        for i, ov in enumerate(self.language_overrides):
+            for lang in ov.languages:
+                if lang not in self.language_groups and not _LANG_CODE.match(lang):
+                    raise ValueError(
+                        f"language_overrides.{i}.languages: {lang!r} is neither a language code "
+                        f"nor a group in language_groups ({', '.join(self.language_groups)})"
+                    )
+        for where, dt in self._threshold_places():
+            for cat in dt.categories if dt else {}:
+                if cat not in ids:
+                    known = ", ".join(sorted(ids))
+                    raise ValueError(
+                        f"{where}.categories: unknown category {cat!r}; known: {known}"
+                    )
+        return self
+
+    def _threshold_places(self) -> list[tuple[str, DirectionThresholds | None]]:
+        """Every set of direction thresholds, named by where it sits in the file."""
         places: list[tuple[str, DirectionThresholds | None]] = [
             ("thresholds.prompt", self.thresholds.prompt),
             ("thresholds.response", self.thresholds.response),
@@ -513,20 +531,7 @@ class Policy(BaseModel):
                 (f"language_overrides.{i}.prompt", ov.prompt),
                 (f"language_overrides.{i}.response", ov.response),
             ]
-            for lang in ov.languages:
-                if lang not in self.language_groups and not _LANG_CODE.match(lang):
-                    raise ValueError(
-                        f"language_overrides.{i}.languages: {lang!r} is neither a language code "
-                        f"nor a group in language_groups ({', '.join(self.language_groups)})"
-                    )
-        for where, dt in places:
-            for cat in dt.categories if dt else {}:
-                if cat not in ids:
-                    known = ", ".join(sorted(ids))
-                    raise ValueError(
-                        f"{where}.categories: unknown category {cat!r}; known: {known}"
-                    )
-        return self
+        return places
 
     @cached_property
     def resolved_taxonomy(self) -> Taxonomy:
@@ -567,16 +572,7 @@ class Policy(BaseModel):
         """
         if scored is None:
             return
-        places: list[tuple[str, DirectionThresholds | None]] = [
-            ("thresholds.prompt", self.thresholds.prompt),
-            ("thresholds.response", self.thresholds.response),
-        ]
-        for i, ov in enumerate(self.language_overrides):
-            places += [
-                (f"language_overrides.{i}.prompt", ov.prompt),
-                (f"language_overrides.{i}.response", ov.response),
-            ]
-        for where, dt in places:
+        for where, dt in self._threshold_places():
             for cat in dt.categories if dt else {}:
                 if cat not in scored:
                     known = ", ".join(sorted(scored)) or "none"
