@@ -431,6 +431,39 @@ class Guard:
             )
         return None
 
+    def _score_checked(
+        self, score: Callable[[list[Sample]], list[ScoreSet]], pieces: list[_Piece]
+    ) -> list[ScoreSet]:
+        results = score([p.sample for p in pieces])
+        if len(results) != len(pieces):
+            raise ClassifierError(f"returned {len(results)} score sets for {len(pieces)} samples")
+        _check_categories(results, self.policy)
+        return results
+
+    def _fail(
+        self,
+        samples: list[Sample],
+        pieces: list[_Piece],
+        verdicts: list[Verdict | None],
+        error: Exception,
+    ) -> None:
+        # The one deliberate catch in the core: a failing backend must not crash the caller;
+        # on_error chooses between failing closed (block) and open (allow), and says so. The
+        # verdict says what failed, with any URL (an internal endpoint) masked; the warning has
+        # it all.
+        owners = {p.owner for p in pieces}
+        logger.warning(
+            "classifier %s failed; %d texts could not be checked: %s: %s",
+            self.policy.classifier.name,
+            len(owners),
+            type(error).__name__,
+            error,
+        )
+        message = _unchecked(error)
+        for owner in sorted(owners):
+            if verdicts[owner] is None:
+                verdicts[owner] = self._error(samples[owner], message)
+
     def _score_pieces(
         self,
         samples: list[Sample],
@@ -441,33 +474,30 @@ class Guard:
     ) -> None:
         t0 = time.perf_counter()
         try:
-            results = score([p.sample for p in pieces])
-            if len(results) != len(pieces):
-                raise ClassifierError(
-                    f"returned {len(results)} score sets for {len(pieces)} samples"
-                )
-            _check_categories(results, self.policy)
+            results = self._score_checked(score, pieces)
         except ConfigError:
             # Not a failure to score but a configuration problem (a missing extra, a model
             # that cannot be loaded): no verdict can be right, so it reaches the caller.
             raise
         except Exception as e:
-            # The one deliberate catch in the core: a failing backend must not crash the caller;
-            # on_error chooses between failing closed (block) and open (allow), and says so.
-            # The verdict says what failed, with any URL (an internal endpoint) masked; the
-            # warning has it all.
-            logger.warning(
-                "classifier %s failed; %d texts could not be checked: %s: %s",
-                self.policy.classifier.name,
-                len(samples),
-                type(e).__name__,
-                e,
-            )
-            message = _unchecked(e)
+            owners: dict[int, list[_Piece]] = {}
             for p in pieces:
-                if verdicts[p.owner] is None:
-                    verdicts[p.owner] = self._error(samples[p.owner], message)
-            return
+                owners.setdefault(p.owner, []).append(p)
+            if isinstance(e, ClassifierTimeout) or len(owners) < 2:
+                self._fail(samples, pieces, verdicts, e)
+                return
+            # One bad text must not cost the others their verdicts: score each text's pieces
+            # on their own, and fail only the texts that fail again.
+            pieces, results = [], []
+            for own in owners.values():
+                try:
+                    results += self._score_checked(score, own)
+                except ConfigError:
+                    raise
+                except Exception as one:
+                    self._fail(samples, own, verdicts, one)
+                    continue
+                pieces += own
         classify_ms = (time.perf_counter() - t0) * 1000
         grouped: dict[int, list[tuple[str | None, ScoreSet]]] = {}
         views: dict[int, list[str]] = {}

@@ -91,6 +91,31 @@ def test_classifier_error_follows_on_error(on_error, action):
     assert "model exploded" in verdicts[0].notes[0]
 
 
+def test_a_text_that_breaks_the_classifier_fails_alone(caplog):
+    """Issue 17 item 4 for any backend: a batch that raises is scored text by text, and only
+    the texts that fail again get an error verdict."""
+    from guardrail.errors import ClassifierError
+    from guardrail.types import ScoreSet
+
+    class Picky:
+        name = "picky"
+        calls = 0
+
+        def score(self, samples):
+            Picky.calls += 1
+            if any("POISON" in s.text for s in samples):
+                raise ClassifierError("cannot read this text")
+            return [ScoreSet(unsafe=0.9 if "BLOCKME" in s.text else 0.0) for s in samples]
+
+    guard = Guard(load_policy(POLICIES / "basic.yaml"), classifier=Picky())
+    verdicts = guard.check_many(["fine", "POISON here", "BLOCKME", "also fine"])
+    assert [v.action for v in verdicts] == [Action.ALLOW, Action.BLOCK, Action.BLOCK, Action.ALLOW]
+    assert verdicts[1].decided_by == ("error",) and "cannot read this text" in verdicts[1].notes[0]
+    assert verdicts[2].decided_by == ("threshold",)
+    assert Picky.calls == 1 + 4  # the batch, then each text alone
+    assert "1 texts could not be checked" in caplog.text
+
+
 def test_wrong_result_count_is_an_error():
     class Short:
         name = "short"
