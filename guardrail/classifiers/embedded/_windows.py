@@ -81,17 +81,15 @@ def _segments(text: str) -> list[str]:
 
 
 def _spans(segment: str) -> list[str]:
-    if _UNSPACED.search(segment) and len(_WORD.findall(segment)) < SPAN_WORDS:
-        chars = segment
-        if len(chars) <= SPAN_CHARS or len(chars) > 2 * MAX_SPAN_SEGMENT_WORDS:
+    words = _WORD.findall(segment)
+    if _UNSPACED.search(segment) and len(words) < SPAN_WORDS:
+        if len(segment) <= SPAN_CHARS or len(segment) > 2 * MAX_SPAN_SEGMENT_WORDS:
             return []
         step = SPAN_CHARS // 2
         return [
-            chars[i : i + SPAN_CHARS].strip()
-            for i in range(0, len(chars) - SPAN_CHARS + step, step)
-            if chars[i : i + SPAN_CHARS]
+            segment[i : i + SPAN_CHARS].strip()
+            for i in range(0, len(segment) - SPAN_CHARS + step, step)
         ]
-    words = _WORD.findall(segment)
     if len(words) <= SPAN_WORDS or len(words) > MAX_SPAN_SEGMENT_WORDS:
         return []
     last = len(words) - SPAN_WORDS
