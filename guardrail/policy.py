@@ -133,12 +133,6 @@ class RoleThresholds(BaseModel):
 
     model_config = _STRICT
 
-    @model_validator(mode="after")
-    def _refusal_is_for_responses(self) -> RoleThresholds:
-        if self.prompt.refusal is not None:
-            raise ValueError("thresholds.prompt.refusal: refusal is scored for responses only")
-        return self
-
     prompt: DirectionThresholds = Field(
         default_factory=DirectionThresholds, description="Thresholds for user input."
     )
@@ -512,6 +506,8 @@ class Policy(BaseModel):
                         f"nor a group in language_groups ({', '.join(self.language_groups)})"
                     )
         for where, dt in self._threshold_places():
+            if where.endswith(".prompt") and dt and dt.refusal is not None:
+                raise ValueError(f"{where}.refusal: refusal is scored for responses only")
             for cat in dt.categories if dt else {}:
                 if cat not in ids:
                     known = ", ".join(sorted(ids))

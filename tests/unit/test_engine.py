@@ -156,3 +156,11 @@ def test_refusal_thresholds_act_on_responses_only():
         Policy.model_validate(
             {"name": "x", "thresholds": {"prompt": {"refusal": {"flag_at": 0.5}}}}
         )
+
+
+def test_refusal_thresholds_in_a_language_override_are_for_responses_only():
+    from guardrail.policy import Policy
+
+    override = {"languages": ["de"], "prompt": {"refusal": {"flag_at": 0.5}}}
+    with pytest.raises(ValueError, match=r"language_overrides\.0\.prompt\.refusal"):
+        Policy.model_validate({"name": "x", "language_overrides": [override]})
