@@ -487,14 +487,21 @@ class Guard:
                 self._fail(samples, pieces, verdicts, e)
                 return
             # One bad text must not cost the others their verdicts: score each text's pieces
-            # on their own, and fail only the texts that fail again.
+            # on their own, and fail only the texts that fail again. When the first two texts
+            # retried alone fail too and none has passed, the backend itself is failing (a
+            # model or endpoint down): the rest fail at once instead of one call each.
             pieces, results = [], []
+            failed = 0
             for own in owners.values():
+                if failed >= _RETRIES_BEFORE_GIVING_UP and not pieces:
+                    self._fail(samples, own, verdicts, e)
+                    continue
                 try:
                     results += self._score_checked(score, own)
                 except ConfigError:
                     raise
                 except Exception as one:
+                    failed += 1
                     self._fail(samples, own, verdicts, one)
                     continue
                 pieces += own
@@ -527,6 +534,11 @@ class Guard:
             classifier=self.policy.classifier.name,
             language=lang,
         )
+
+
+# A batch that fails is retried text by text; this many failures before any success means
+# the backend fails for every text, and the remaining texts are not retried.
+_RETRIES_BEFORE_GIVING_UP = 2
 
 
 def _check_scored(policy: Policy, classifier: Classifier) -> None:

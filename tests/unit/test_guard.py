@@ -116,6 +116,24 @@ def test_a_text_that_breaks_the_classifier_fails_alone(caplog):
     assert "1 texts could not be checked" in caplog.text
 
 
+def test_a_backend_that_fails_for_every_text_is_not_retried_text_by_text():
+    from guardrail.errors import ClassifierError
+
+    class Down:
+        name = "down"
+        calls = 0
+
+        def score(self, samples):
+            Down.calls += 1
+            raise ClassifierError("connection refused")
+
+    guard = Guard(load_policy(POLICIES / "basic.yaml"), classifier=Down())
+    verdicts = guard.check_many([f"text {i}" for i in range(20)])
+    assert all(v.action is Action.BLOCK and v.decided_by == ("error",) for v in verdicts)
+    assert all("connection refused" in v.notes[0] for v in verdicts)
+    assert Down.calls == 1 + 2  # the batch, then two texts alone; the other 18 fail at once
+
+
 def test_wrong_result_count_is_an_error():
     class Short:
         name = "short"
