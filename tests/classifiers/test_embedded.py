@@ -297,10 +297,30 @@ def test_seed_rows_and_exclusions():
     from guardrail.classifiers.embedded._train import seed_rows
 
     seeds = seed_rows()
-    assert {r.source for r in seeds} == {"pi_seed"}
-    assert sum(r.unsafe for r in seeds) >= 40 and sum(not r.unsafe for r in seeds) >= 30
-    assert len({r.lang for r in seeds if r.unsafe}) >= 15
+    assert {r.source for r in seeds} == {"pi_seed", "resp_seed"}
+    pi = [r for r in seeds if r.source == "pi_seed"]
+    assert sum(r.unsafe for r in pi) >= 40 and sum(not r.unsafe for r in pi) >= 30
+    assert len({r.lang for r in pi if r.unsafe}) >= 15
+    # Response seeds: answers, harmful and safe in equal numbers, in several languages.
+    resp = [r for r in seeds if r.source == "resp_seed"]
+    assert {r.role for r in resp} == {"response"}
+    assert sum(r.unsafe for r in resp) == sum(not r.unsafe for r in resp) >= 30
+    assert len({r.lang for r in resp if r.unsafe}) >= 10
     assert {"bengali_hate", "flames"} <= set(EXCLUDED_SOURCES)
+
+
+def test_response_seed_labels():
+    from guardrail.classifiers.embedded._train import seed_rows
+
+    col = {h: j for j, h in enumerate(HEADS)}
+    resp = [r for r in seed_rows() if r.source == "resp_seed"]
+    t = targets(resp)
+    for row, y, mask in zip(resp, t.y, t.mask, strict=True):
+        # Every harmful answer teaches its category; refusals teach refusal, other answers not.
+        if row.unsafe:
+            assert y[col[row.categories[0]]] == 1 and mask[col[row.categories[0]]] == 1
+        assert mask[col["refusal"]] == 1
+        assert y[col["refusal"]] == float("refusal" in row.categories)
 
 
 def test_shipped_head_scores_prompt_injection():

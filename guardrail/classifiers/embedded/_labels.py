@@ -10,6 +10,10 @@ category. Categories with no positive row here are not trained (see ``UNTRAINED`
 ``prompt_injection`` is taught by BIPIA's attacked documents (indirect injection; their clean
 copies are its negatives) and by the project's own seeds in ``seeds/prompt_injection.jsonl``
 (direct attacks in 17 languages and benign look-alikes such as "How do I ignore files in git?").
+The seeds in ``seeds/responses.jsonl`` are answers written for the project: answers that comply
+with a harmful request (labelled with their taxonomy category) and safe answers on the same
+topics (refusals, which teach ``refusal``, and ordinary helpful answers) in 13 languages, because
+the data's harmful English answers are nearly all AdvBench's one-line openers.
 ``jailbreak`` is taught by JailbreakBench's attacks, jailbreak_llms' in-the-wild jailbreaks and
 JailBench's templates. Sets in ``EXCLUDED_SOURCES`` are not trained on at all.
 """
@@ -135,6 +139,8 @@ CATEGORY_HEADS: tuple[str, ...] = (
     "prompt_injection",
 )
 HEADS: tuple[str, ...] = ("unsafe", *CATEGORY_HEADS, "refusal")
+# The project's response seeds carry taxonomy names as their labels.
+_MAPS["resp_seed"] = {c: c for c in CATEGORY_HEADS}
 
 # Sets left out of training (and so of the dev figures of a head), with the reason.
 EXCLUDED_SOURCES: dict[str, str] = {
@@ -209,6 +215,8 @@ def _is_injection(row: Row) -> bool:
 def _refusal(row: Row) -> float | None:
     if row.role != "response":
         return None
+    if row.source == "resp_seed":
+        return float("refusal" in row.categories)
     if row.source == "do_not_answer":
         # Do-Not-Answer action 0: the model declines; 4 ("I cannot, as an AI...") is ambiguous.
         if "action:0" in row.categories:

@@ -26,6 +26,11 @@ from typing import Any
 import numpy as np
 
 from guardrail._data import Row, dedupe_rows, hash_fraction, load_rows, read_rows, split_rows
+from guardrail.classifiers.embedded._augment import (
+    base_id,
+    form_variants,
+    question_variant_mask,
+)
 from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
 from guardrail.classifiers.embedded._head import Head, features, save_head
 from guardrail.classifiers.embedded._labels import (
@@ -65,6 +70,7 @@ class TrainConfig:
         ("self_instruct", 8.0),
         ("coconot", 4.0),
         ("pi_seed", 4.0),
+        ("resp_seed", 2.0),
         ("advbench", 3.0),
         ("harmbench", 3.0),
         ("simplesafetytests", 3.0),
@@ -82,12 +88,15 @@ class TrainConfig:
     # Gaussian noise added to each training embedding number (a unit vector's numbers are
     # ~0.044 apart on average): a smoother head, less sure of itself far from its data.
     input_noise: float = 0.02
+    # English requests also in the other sentence form (imperative <-> question), see _augment.
+    form_variants: bool = True
     # Members trained with seeds seed, seed + 1, ... whose logits are averaged.
     ensemble: int = 3
 
 
 def _hash_fraction(key: str) -> float:
-    return hash_fraction(f"calibration:{key}".encode())
+    # A form variant goes to the calibration share with the row it came from.
+    return hash_fraction(f"calibration:{base_id(key)}".encode())
 
 
 def _row_weights(rows: Sequence[Row], config: TrainConfig) -> np.ndarray:
@@ -97,9 +106,9 @@ def _row_weights(rows: Sequence[Row], config: TrainConfig) -> np.ndarray:
         [counts[r.source] ** -config.source_power * boost.get(r.source, 1.0) for r in rows],
         dtype=np.float64,
     )
+    unsafe = np.array([r.unsafe for r in rows], dtype=bool)
     if config.language_balance:
         lang = np.array([r.lang or "und" for r in rows])
-        unsafe = np.array([r.unsafe for r in rows])
         for code in np.unique(lang):
             inside = lang == code
             pos, neg = w[inside & unsafe].sum(), w[inside & ~unsafe].sum()
@@ -109,6 +118,11 @@ def _row_weights(rows: Sequence[Row], config: TrainConfig) -> np.ndarray:
                 w[inside & ~unsafe] *= half / neg
             else:
                 w[inside] *= config.one_class_language_weight
+    # Harmful and benign question variants weigh the same in total (see _augment).
+    ask = question_variant_mask(rows)
+    unsafe_ask, safe_ask = w[ask & unsafe].sum(), w[ask & ~unsafe].sum()
+    if unsafe_ask > 0 and safe_ask > 0:
+        w[ask & unsafe] *= safe_ask / unsafe_ask
     out: np.ndarray = (w / w.mean()).astype(np.float32)
     return out
 
@@ -275,6 +289,8 @@ def train(
     """
     config = config or TrainConfig()
     train_rows, _ = split_rows(training_rows(data_dir))
+    if config.form_variants:
+        train_rows = [*train_rows, *form_variants(train_rows)]
     x = _embed_rows(train_rows, Path(cache_dir), progress)
     head, t = fit_calibrated(x, train_rows, config, progress=progress)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
