@@ -7,7 +7,8 @@ held-out group alone. Texts are embedded once into the embedding cache that ``gu
 uses (``.cache/embeddings`` under the repository root), so a second run only retrains heads.
 
 The recipe is whatever ``guardrail/classifiers/embedded/_train.py`` ships at run time
-(``fit_calibrated`` with ``TrainConfig``), so the tables follow the head being trained.
+(``recipe_rows`` and ``fit_calibrated`` with ``TrainConfig``), so the tables follow the head
+being trained.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from _accuracy_metrics import metrics
 from guardrail._data import Row
 from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
 from guardrail.classifiers.embedded._head import features
-from guardrail.classifiers.embedded._train import TrainConfig, fit_calibrated
+from guardrail.classifiers.embedded._train import TrainConfig, fit_calibrated, recipe_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = ROOT / ".cache" / "embeddings"
@@ -76,6 +77,7 @@ def leave_one_out(
     # The shipped recipe with one ensemble member (the shipped head averages several): a
     # held-out head and its in-distribution twin are trained alike, and K times faster.
     config = replace(TrainConfig(), ensemble=1)
+    train = recipe_rows(train, config)  # with the form variants, as `guardrail train` fits
     x_train = embed(train)
     full, _ = fit_calibrated(x_train, train, config)
     out: dict[str, Any] = {

@@ -41,7 +41,7 @@ from guardrail.classifiers.embedded._labels import (
     targets,
 )
 
-__all__ = ["TrainConfig", "fit_head", "seed_rows", "train", "training_rows"]
+__all__ = ["TrainConfig", "fit_head", "recipe_rows", "seed_rows", "train", "training_rows"]
 
 logger = logging.getLogger("guardrail.train")
 
@@ -288,9 +288,7 @@ def train(
         ConfigError: the data directory is missing or malformed.
     """
     config = config or TrainConfig()
-    train_rows, _ = split_rows(training_rows(data_dir))
-    if config.form_variants:
-        train_rows = [*train_rows, *form_variants(train_rows)]
+    train_rows = recipe_rows(split_rows(training_rows(data_dir))[0], config)
     x = _embed_rows(train_rows, Path(cache_dir), progress)
     head, t = fit_calibrated(x, train_rows, config, progress=progress)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
@@ -313,6 +311,14 @@ def training_rows(data_dir: str | Path) -> list[Row]:
     """
     rows = [r for r in load_rows(data_dir) if r.source not in EXCLUDED_SOURCES]
     return dedupe_rows([*rows, *seed_rows()])
+
+
+def recipe_rows(train_rows: Sequence[Row], config: TrainConfig) -> list[Row]:
+    """The rows the recipe fits on a train split: the rows, then their form variants when
+    ``config.form_variants`` (a variant keeps its row's language and source, so holding a group
+    out of ``train_rows`` holds out its variants too)."""
+    rows = list(train_rows)
+    return [*rows, *form_variants(rows)] if config.form_variants else rows
 
 
 def fit_calibrated(
