@@ -60,6 +60,11 @@ def _cached_head(directory: Path) -> Head:
         return _heads[key]
 
 
+def _head_of(options: EmbeddedClassifier.Options) -> Head:
+    """The cached head that classifiers with ``options`` run: ``head_dir``, else the shipped."""
+    return _cached_head(Path(options.head_dir) if options.head_dir else default_head_dir())
+
+
 @register_classifier("embedded")
 class EmbeddedClassifier:
     """Scores ``unsafe``, each trained category and (for responses) ``refusal``.
@@ -125,8 +130,7 @@ class EmbeddedClassifier:
 
     def __init__(self, options: Options | None = None, *, taxonomy: Taxonomy) -> None:
         self.options = options or self.Options()
-        directory = Path(self.options.head_dir) if self.options.head_dir else default_head_dir()
-        self.head = _cached_head(directory)
+        self.head = _head_of(self.options)
         ids = set(taxonomy.ids)
         self._columns = {h: j for j, h in enumerate(self.head.heads)}
         self._categories = [h for h in self.head.heads if h in ids]
@@ -139,9 +143,8 @@ class EmbeddedClassifier:
     def scored_categories_for(cls, options: Options, taxonomy: Taxonomy) -> frozenset[str] | None:
         """The categories a classifier with these options scores (reads the head's metadata;
         None when the head cannot be read: building the classifier reports why)."""
-        directory = Path(options.head_dir) if options.head_dir else default_head_dir()
         try:
-            head = _cached_head(directory)
+            head = _head_of(options)
         except ConfigError:
             return None
         return frozenset(head.heads) & frozenset(taxonomy.ids)
