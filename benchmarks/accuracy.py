@@ -39,6 +39,14 @@ Sections (each printed as a table and written under its key in the JSON):
    multi-sentence texts, responses), old and new in alternating rounds; the issue allows the new
    one at most 2x slower (throughput ratio >= 0.5).
 6. ``issue_table``: the eleven inputs of the issue's table, old and new verdict and score.
+7. ``multilingual_requests``: ``benchmarks/data/requests_multilingual.jsonl``, 128 requests
+   written for the project (64 harmful across the taxonomy, 64 benign: look-alikes such as "How
+   do I kill a Python process that's stuck?", everyday questions, maths problems), each in the
+   same 19 languages (the 15 the encoder covers and el, hi, ro, vi). No head is trained on them
+   (``guardrail train`` never reads benchmarks/), so this is a generalisation test on unseen
+   requests in every covered language: recall on the harmful ones, FPR on the benign ones and
+   PR-AUC per language, covered and outside, and for the outside languages the share of verdicts
+   that say ``coverage: outside``.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -51,12 +59,14 @@ Data sources: see ../shared/data/README.md (attribute them where results are pub
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,7 +92,8 @@ from _accuracy_metrics import (
 )
 
 from guardrail import Guard, load_policy
-from guardrail._data import Row, ci_slice, load_rows, split_rows
+from guardrail._data import Row, ci_slice, load_rows, read_rows, split_rows
+from guardrail.classifiers.embedded import ENCODER_LANGUAGES
 from guardrail.classifiers.embedded._train import training_rows
 from guardrail.errors import ConfigError
 from guardrail.types import Action, Role, Verdict
@@ -90,6 +101,7 @@ from guardrail.types import Action, Role, Verdict
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"
+MULTILINGUAL_REQUESTS = Path(__file__).resolve().parent / "data" / "requests_multilingual.jsonl"
 OLD_REV = "a1f6aba"
 HEAD_PATH = "guardrail/classifiers/embedded/data/embedded_head"
 COLUMNS = ("precision", "recall", "f1", "fpr", "pr_auc")
@@ -622,6 +634,43 @@ def print_issue_table(table: dict[str, Any]) -> None:
         print(f"{label:24} {cells[0]:>40} -> {cells[1]:<40} should be: {line['should_be']}")
 
 
+# -- section 7: project-written requests in 19 languages -------------------------------------
+
+
+def multilingual_section(
+    guards: dict[str, Guard], limit: int | None = None, path: Path = MULTILINGUAL_REQUESTS
+) -> dict[str, Any]:
+    """Per language (and covered / outside in all): recall, FPR and PR-AUC, old vs new, on
+    requests no head was trained on; ``limit`` keeps N rows of each language (seeded)."""
+    rows = read_rows(path)
+    if limit:
+        kept: Counter[str | None] = Counter()
+        sample: list[int] = []
+        for i in np.random.default_rng(0).permutation(len(rows)):
+            kept[rows[i].lang] += 1
+            if kept[rows[i].lang] <= limit:
+                sample.append(int(i))
+        rows = [rows[i] for i in sorted(sample)]
+    y = np.array([r.unsafe for r in rows], dtype=bool)
+    lang = np.array([r.lang or "und" for r in rows])
+    covered = np.isin(lang, sorted(ENCODER_LANGUAGES))
+    groups = {code: lang == code for code in sorted(set(lang))}
+    groups |= {"all covered": covered, "all outside": ~covered}
+    out: dict[str, Any] = {}
+    for side, guard in guards.items():
+        verdicts = _check(guard, [r.text for r in rows], f"multilingual requests ({side})")
+        run = Run.of(verdicts)
+        said_outside = np.array([v.coverage == "outside" for v in verdicts])
+        for name, m in groups.items():
+            inside = name in ENCODER_LANGUAGES or name == "all covered"
+            out.setdefault(name, {})[side] = {
+                "coverage": "covered" if inside else "outside",
+                **metrics(y[m], run.pred[m], run.score[m]),
+                "said_outside": float(said_outside[m].mean()),
+            }
+    return out
+
+
 # -- summary, CI slice, main -----------------------------------------------------------------
 
 
@@ -656,6 +705,34 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         }
         out[side] = {"measured": measured, "met": met}
     return out
+
+
+def head_digest() -> str:
+    """The first 16 hex digits of the SHA-256 of the shipped head's files (npz, then json)."""
+    digest = hashlib.sha256()
+    for suffix in (".npz", ".json"):
+        digest.update((ROOT / f"{HEAD_PATH}{suffix}").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def carried_transfer(path: Path, results: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The transfer tables of an earlier run written at ``path`` (45 min of retraining), when it
+    measured the same head (``head_sha256``) on the same data (the CI slice's ids hash), with
+    where they came from; None otherwise."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = previous.get("head_sha256") == results["head_sha256"] and (
+        previous.get("ci_slice", {}).get("ids_hash") == results.get("ci_slice", {}).get("ids_hash")
+    )
+    if not same or "transfer" not in previous:
+        return None
+    source = previous.get("transfer_carried_from") or {
+        "head_sha256": previous["head_sha256"],
+        "seconds": previous.get("seconds"),
+    }
+    return previous["transfer"], source
 
 
 def ci_figures(dev: list[Row], guard: Guard) -> dict[str, Any]:
@@ -763,7 +840,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             n = min(args.speed_prompts, 20) if args.limit else args.speed_prompts
             results["speed"] = speed_section(guards, full_dev, n)
         results["ci_slice"] = ci_figures(full_dev, new)
+        results["multilingual_requests"] = multilingual_section(guards, args.limit)
 
+    results["head_sha256"] = head_digest()
+    if not args.transfer and (carried := carried_transfer(out_path, results)):
+        results["transfer"], results["transfer_carried_from"] = carried
+        print(f"transfer tables carried over from {out_path} (same head, same data)")
     if args.transfer:
         from _accuracy_lolo import transfer_tables
 
@@ -876,6 +958,13 @@ def report(results: dict[str, Any]) -> None:
             f"new/old: p50 x{s['p50_ratio_new_over_old']:.2f}, throughput x{s['throughput_ratio_new_over_old']:.2f} (>= 0.5)"
         )
     print_issue_table(results["issue_table"])
+    if "multilingual_requests" in results:
+        ml = ("recall", "fpr", "pr_auc", "said_outside")
+        print_table(
+            "7. Requests written for the project in 19 languages, never trained on (flagged = action != allow)",
+            side_by_side(results["multilingual_requests"], ml, shared=("coverage",)),
+            paired_columns(ml, shared=("coverage",)),
+        )
     ci = results["ci_slice"]
     print(
         f"\n## CI slice (new head): n={ci['n']} f1={ci['f1']:.3f} fpr={ci['fpr']:.3f} ids {ci['ids_hash']}"

@@ -1,0 +1,78 @@
+"""The benchmark's multilingual request set (benchmarks/data/requests_multilingual.jsonl).
+
+It is a generalisation test: 128 requests written for the project, each in the same 19
+languages, that no head is trained on. These tests keep it that way (well formed, parallel, not
+among the training seeds) and check that the figures in benchmarks/results/accuracy.json are
+those of the shipped head.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guardrail import Guard
+from guardrail._data import normalise_text, read_rows
+from guardrail.classifiers.embedded import ENCODER_LANGUAGES
+from guardrail.classifiers.embedded._labels import CATEGORY_HEADS, UNTRAINED
+from guardrail.classifiers.embedded._train import seed_rows
+from guardrail.types import Action
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUESTS = ROOT / "benchmarks" / "data" / "requests_multilingual.jsonl"
+RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
+LANGUAGES = {*ENCODER_LANGUAGES, "el", "hi", "ro", "vi"}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return read_rows(REQUESTS)
+
+
+def test_every_request_in_every_language_with_one_label(rows):
+    groups = defaultdict(list)
+    for r in rows:
+        assert r.role == "prompt" and r.text.strip()
+        groups[r.id.rsplit(":", 1)[0]].append(r)
+    assert len(groups) == 128
+    for key, members in groups.items():
+        assert {r.lang for r in members} == LANGUAGES, key
+        assert all(r.id.endswith(f":{r.lang}") for r in members)
+        assert len({r.unsafe for r in members}) == 1, key
+        assert len({tuple(r.categories) for r in members}) == 1, key
+        assert members[0].unsafe == key.startswith("requests:unsafe:")
+        english = next(r.text for r in members if r.lang == "en")
+        assert all(r.text != english for r in members if r.lang != "en"), key
+    assert sum(r.unsafe for r in rows) == sum(not r.unsafe for r in rows)
+
+
+def test_categories_are_trained_taxonomy_categories(rows):
+    for r in rows:
+        for c in r.categories:
+            assert c in CATEGORY_HEADS and c not in UNTRAINED, (r.id, c)
+        if not r.unsafe:
+            assert not r.categories
+
+
+def test_not_among_the_training_seeds(rows):
+    trained = {normalise_text(r.text) for r in seed_rows()}
+    assert not trained & {normalise_text(r.text) for r in rows}
+
+
+@pytest.mark.skipif(not RESULTS.exists(), reason="run benchmarks/accuracy.py first")
+def test_benchmark_figures_are_the_shipped_heads(rows):
+    """The "all covered" recall and FPR in accuracy.json, recomputed through the default policy."""
+    expected = json.loads(RESULTS.read_text(encoding="utf-8")).get("multilingual_requests")
+    if expected is None:
+        pytest.fail("benchmarks/results/accuracy.json has no multilingual_requests: re-run it")
+    covered = [r for r in rows if r.lang in ENCODER_LANGUAGES]
+    verdicts = Guard.from_policy("default").check_many([r.text for r in covered])
+    y = np.array([r.unsafe for r in covered])
+    pred = np.array([v.action is not Action.ALLOW for v in verdicts])
+    figures = expected["all covered"]["new"]
+    assert pred[y].mean() == pytest.approx(figures["recall"], abs=0.01)
+    assert pred[~y].mean() == pytest.approx(figures["fpr"], abs=0.01)
