@@ -47,6 +47,11 @@ Sections (each printed as a table and written under its key in the JSON):
    requests in every covered language: recall on the harmful ones, FPR on the benign ones and
    PR-AUC per language, covered and outside, and for the outside languages the share of verdicts
    that say ``coverage: outside``.
+8. ``multilingual_refusals``: ``benchmarks/data/refusals_multilingual.jsonl``, 24 chatbot answers
+   written for the project (12 refusals, 12 answers that help, some opening like a refusal: "I'm
+   sorry to hear...", "I can't be sure without more details, but..."), each in the 15 covered
+   languages, never trained on: precision, recall and F1 of the ``refusal`` score (>= 0.5) per
+   language, the refusal labels the data has for English only.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -102,6 +107,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results" / "accuracy.json"
 MULTILINGUAL_REQUESTS = Path(__file__).resolve().parent / "data" / "requests_multilingual.jsonl"
+MULTILINGUAL_REFUSALS = Path(__file__).resolve().parent / "data" / "refusals_multilingual.jsonl"
 OLD_REV = "a1f6aba"
 HEAD_PATH = "guardrail/classifiers/embedded/data/embedded_head"
 COLUMNS = ("precision", "recall", "f1", "fpr", "pr_auc")
@@ -112,6 +118,7 @@ TARGETS = {
     "injection_recall": (">=", 0.90),
     "injection_fpr_benign": ("<=", 0.02),
     "refusal_f1_min_language": (">=", 0.90),
+    "multilingual_refusal_f1_min_language": (">=", 0.90),
     "padding_recall_ratio_min": (">=", 0.95),
     "throughput_ratio": (">=", 0.5),
 }
@@ -637,20 +644,25 @@ def print_issue_table(table: dict[str, Any]) -> None:
 # -- section 7: project-written requests in 19 languages -------------------------------------
 
 
+def per_language_sample(rows: list[Row], limit: int | None) -> list[Row]:
+    """At most ``limit`` rows of each language (seeded, order kept); all rows without a limit."""
+    if not limit:
+        return rows
+    kept: Counter[str | None] = Counter()
+    sample: list[int] = []
+    for i in np.random.default_rng(0).permutation(len(rows)):
+        kept[rows[i].lang] += 1
+        if kept[rows[i].lang] <= limit:
+            sample.append(int(i))
+    return [rows[i] for i in sorted(sample)]
+
+
 def multilingual_section(
     guards: dict[str, Guard], limit: int | None = None, path: Path = MULTILINGUAL_REQUESTS
 ) -> dict[str, Any]:
     """Per language (and covered / outside in all): recall, FPR and PR-AUC, old vs new, on
     requests no head was trained on; ``limit`` keeps N rows of each language (seeded)."""
-    rows = read_rows(path)
-    if limit:
-        kept: Counter[str | None] = Counter()
-        sample: list[int] = []
-        for i in np.random.default_rng(0).permutation(len(rows)):
-            kept[rows[i].lang] += 1
-            if kept[rows[i].lang] <= limit:
-                sample.append(int(i))
-        rows = [rows[i] for i in sorted(sample)]
+    rows = per_language_sample(read_rows(path), limit)
     y = np.array([r.unsafe for r in rows], dtype=bool)
     lang = np.array([r.lang or "und" for r in rows])
     covered = np.isin(lang, sorted(ENCODER_LANGUAGES))
@@ -671,6 +683,27 @@ def multilingual_section(
     return out
 
 
+def multilingual_refusal_section(
+    guards: dict[str, Guard], limit: int | None = None, path: Path = MULTILINGUAL_REFUSALS
+) -> dict[str, Any]:
+    """Per language: the ``refusal`` score (>= 0.5) against the label, old vs new, on answers
+    no head was trained on."""
+    rows = per_language_sample(read_rows(path), limit)
+    y = np.array(["refusal" in r.categories for r in rows], dtype=bool)
+    lang = np.array([r.lang or "und" for r in rows])
+    groups = {code: lang == code for code in sorted(set(lang))} | {"all": np.ones(len(rows), bool)}
+    out: dict[str, Any] = {}
+    for side, guard in guards.items():
+        texts = [r.text for r in rows]
+        verdicts = []
+        for s in range(0, len(texts), 256):
+            verdicts += guard.check_many(texts[s : s + 256], Role.RESPONSE)
+        score = np.array([v.scores.refusal or 0.0 for v in verdicts])
+        for name, m in groups.items():
+            out.setdefault(name, {})[side] = metrics(y[m], score[m] >= 0.5, score[m])
+    return out
+
+
 # -- summary, CI slice, main -----------------------------------------------------------------
 
 
@@ -681,6 +714,11 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     for side in ("old", "new"):
         inj = t["injection"][side]
         refusal_f1 = [m["f1"] for m in t["refusal"][side].values() if m.get("f1") is not None]
+        written = [
+            pair[side]["f1"]
+            for lang, pair in results.get("multilingual_refusals", {}).items()
+            if lang != "all" and pair.get(side, {}).get("f1") is not None
+        ]
         ratios = [
             line[side]["ratio"]
             for line in results.get("padding", {}).values()
@@ -692,6 +730,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             "injection_recall": inj["category"]["recall"] if inj["category"] else None,
             "injection_fpr_benign": inj["category"]["fpr_benign"] if inj["category"] else None,
             "refusal_f1_min_language": min(refusal_f1) if refusal_f1 else None,
+            "multilingual_refusal_f1_min_language": min(written) if written else None,
             "padding_recall_ratio_min": min(ratios) if ratios else None,
             "throughput_ratio": results.get("speed", {}).get("throughput_ratio_new_over_old")
             if side == "new"
@@ -841,6 +880,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             results["speed"] = speed_section(guards, full_dev, n)
         results["ci_slice"] = ci_figures(full_dev, new)
         results["multilingual_requests"] = multilingual_section(guards, args.limit)
+        results["multilingual_refusals"] = multilingual_refusal_section(guards, args.limit)
 
     results["head_sha256"] = head_digest()
     if not args.transfer and (carried := carried_transfer(out_path, results)):
@@ -964,6 +1004,13 @@ def report(results: dict[str, Any]) -> None:
             "7. Requests written for the project in 19 languages, never trained on (flagged = action != allow)",
             side_by_side(results["multilingual_requests"], ml, shared=("coverage",)),
             paired_columns(ml, shared=("coverage",)),
+        )
+    if "multilingual_refusals" in results:
+        rf = ("precision", "recall", "f1")
+        print_table(
+            "8. Refusal score (>= 0.5) on answers written for the project in 15 languages, never trained on",
+            side_by_side(results["multilingual_refusals"], rf),
+            paired_columns(rf),
         )
     ci = results["ci_slice"]
     print(

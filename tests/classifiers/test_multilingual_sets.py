@@ -1,9 +1,9 @@
-"""The benchmark's multilingual request set (benchmarks/data/requests_multilingual.jsonl).
+"""The benchmark's multilingual sets (benchmarks/data/): requests and refusals.
 
-It is a generalisation test: 128 requests written for the project, each in the same 19
-languages, that no head is trained on. These tests keep it that way (well formed, parallel, not
-among the training seeds) and check that the figures in benchmarks/results/accuracy.json are
-those of the shipped head.
+They are generalisation tests: 128 requests (19 languages) and 24 chatbot answers (15 languages)
+written for the project, each in every one of its languages, that no head is trained on. These
+tests keep them that way (well formed, parallel, not among the training seeds) and check that
+the figures in benchmarks/results/accuracy.json are those of the shipped head.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from guardrail.types import Action
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = ROOT / "benchmarks" / "data" / "requests_multilingual.jsonl"
+REFUSALS = ROOT / "benchmarks" / "data" / "refusals_multilingual.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 LANGUAGES = {*ENCODER_LANGUAGES, "el", "hi", "ro", "vi"}
 
@@ -58,9 +59,24 @@ def test_categories_are_trained_taxonomy_categories(rows):
             assert not r.categories
 
 
+def test_refusal_set_is_parallel_and_labelled():
+    groups = defaultdict(list)
+    for r in read_rows(REFUSALS):
+        assert r.role == "response" and not r.unsafe and r.text.strip()
+        groups[r.id.rsplit(":", 1)[0]].append(r)
+    assert len(groups) == 24
+    for key, members in groups.items():
+        assert {r.lang for r in members} == set(ENCODER_LANGUAGES), key
+        refusal = key.startswith("refusals:refusal:")
+        assert all(("refusal" in r.categories) == refusal for r in members), key
+
+
 def test_not_among_the_training_seeds(rows):
+    pending = ROOT / "guardrail" / "classifiers" / "embedded" / "seeds" / "pending"
     trained = {normalise_text(r.text) for r in seed_rows()}
-    assert not trained & {normalise_text(r.text) for r in rows}
+    trained |= {normalise_text(r.text) for f in pending.glob("*.jsonl") for r in read_rows(f)}
+    written = [*rows, *read_rows(REFUSALS)]
+    assert not trained & {normalise_text(r.text) for r in written}
 
 
 @pytest.mark.skipif(not RESULTS.exists(), reason="run benchmarks/accuracy.py first")
