@@ -15,11 +15,12 @@ from guardrail._data import (
     dev_split,
     load_rows,
     normalise_text,
+    read_rows,
     split_key,
     split_of,
     split_rows,
 )
-from guardrail.classifiers.embedded import EmbeddedClassifier, default_head_dir
+from guardrail.classifiers.embedded import ENCODER_LANGUAGES, EmbeddedClassifier, default_head_dir
 from guardrail.classifiers.embedded._head import load_head
 from guardrail.classifiers.embedded._labels import CATEGORY_HEADS, HEADS, targets
 from guardrail.errors import ConfigError
@@ -29,6 +30,7 @@ from guardrail.types import Action, Role, Sample
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
+PENDING_REFUSALS = default_head_dir().parent / "seeds" / "pending" / "refusals.jsonl"
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
 
 
@@ -306,6 +308,12 @@ def test_seed_rows_and_exclusions():
     assert {r.role for r in resp} == {"response"}
     assert sum(r.unsafe for r in resp) == sum(not r.unsafe for r in resp) >= 30
     assert len({r.lang for r in resp if r.unsafe}) >= 10
+    # Refusal seeds (not trained on yet): safe answers, refusals and helpful ones alike, in
+    # every covered language.
+    ref = read_rows(PENDING_REFUSALS)
+    assert {r.role for r in ref} == {"response"} and not any(r.unsafe for r in ref)
+    assert sum("refusal" in r.categories for r in ref) * 2 == len(ref) == 900
+    assert {r.lang for r in ref} == set(ENCODER_LANGUAGES)
     assert {"bengali_hate", "flames"} <= set(EXCLUDED_SOURCES)
 
 
@@ -313,7 +321,7 @@ def test_response_seed_labels():
     from guardrail.classifiers.embedded._train import seed_rows
 
     col = {h: j for j, h in enumerate(HEADS)}
-    resp = [r for r in seed_rows() if r.source == "resp_seed"]
+    resp = [r for r in seed_rows() if r.source in {"resp_seed", "ref_seed"}]
     t = targets(resp)
     for row, y, mask in zip(resp, t.y, t.mask, strict=True):
         # Every harmful answer teaches its category; refusals teach refusal, other answers not.
@@ -321,6 +329,22 @@ def test_response_seed_labels():
             assert y[col[row.categories[0]]] == 1 and mask[col[row.categories[0]]] == 1
         assert mask[col["refusal"]] == 1
         assert y[col["refusal"]] == float("refusal" in row.categories)
+
+
+def test_translated_answer_seeds_split_together():
+    """The refusal seeds (``ref_seed:refusal:N:lang``) of one text in its 15 languages share
+    one split, so a dev copy never has its translation in train; they label ``refusal``."""
+    rows = read_rows(PENDING_REFUSALS)
+    groups: dict[str, set[str]] = {}
+    for row in rows:
+        groups.setdefault(split_key(row), set()).add(split_of(split_key(row)))
+    assert len(groups) == 60
+    assert all(len(splits) == 1 for splits in groups.values())
+    assert {s for splits in groups.values() for s in splits} == {"train", "dev"}
+    t = targets(rows)
+    refusal = HEADS.index("refusal")
+    assert (t.mask[:, refusal] == 1).all()
+    assert [bool(y) for y in t.y[:, refusal]] == ["refusal" in r.categories for r in rows]
 
 
 def test_shipped_head_scores_prompt_injection():

@@ -44,8 +44,9 @@ def test_a_bad_row_changes_no_other_rows_verdict(guard, bad):
     others = batch[:2] + batch[3:]
     for a, b in zip(alone, others, strict=True):
         assert a.action is b.action
-        assert b.scores.unsafe == pytest.approx(a.scores.unsafe, abs=1e-6)
-        assert b.scores.categories == pytest.approx(a.scores.categories, abs=1e-6)
+        # Scores are rounded to 6 decimals: batch and single float sums may differ in the last.
+        assert b.scores.unsafe == pytest.approx(a.scores.unsafe, abs=2e-6)
+        assert b.scores.categories == pytest.approx(a.scores.categories, abs=2e-6)
     verdict = batch[2]
     assert "error" not in verdict.decided_by  # scored, not a classifier failure
     json.dumps(verdict.model_dump(mode="json"))

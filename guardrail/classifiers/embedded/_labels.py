@@ -14,6 +14,10 @@ The seeds in ``seeds/responses.jsonl`` are answers written for the project: answ
 with a harmful request (labelled with their taxonomy category) and safe answers on the same
 topics (refusals, which teach ``refusal``, and ordinary helpful answers) in 13 languages, because
 the data's harmful English answers are nearly all AdvBench's one-line openers.
+The refusal seeds in ``seeds/pending/refusals.jsonl`` (source ``ref_seed``: 30 refusals and 30
+answers that help, some opening like a refusal, each in the 15 covered languages) are labelled
+here but not trained on yet: ``seed_rows`` reads ``seeds/*.jsonl`` only (why: the model card,
+"Refusal seeds"). Moved into ``seeds/``, they teach ``refusal`` and split by text.
 ``jailbreak`` is taught by JailbreakBench's attacks, jailbreak_llms' in-the-wild jailbreaks and
 JailBench's templates. Sets in ``EXCLUDED_SOURCES`` are not trained on at all.
 """
@@ -215,7 +219,7 @@ def _is_injection(row: Row) -> bool:
 def _refusal(row: Row) -> float | None:
     if row.role != "response":
         return None
-    if row.source == "resp_seed":
+    if row.source in {"resp_seed", "ref_seed"}:
         return float("refusal" in row.categories)
     if row.source == "do_not_answer":
         # Do-Not-Answer action 0: the model declines; 4 ("I cannot, as an AI...") is ambiguous.
