@@ -480,12 +480,14 @@ def padding_section(
     return out
 
 
-def _check(guard: Guard, texts: list[str], desc: str, batch: int = 256) -> list[Verdict]:
+def _check(
+    guard: Guard, texts: list[str], desc: str, role: Role = Role.PROMPT, batch: int = 256
+) -> list[Verdict]:
     from tqdm import tqdm
 
     out: list[Verdict] = []
     for s in tqdm(range(0, len(texts), batch), desc=desc, unit="batch", leave=False):
-        out += guard.check_many(texts[s : s + batch])
+        out += guard.check_many(texts[s : s + batch], role)
     return out
 
 
@@ -664,9 +666,8 @@ def multilingual_section(
     requests no head was trained on; ``limit`` keeps N rows of each language (seeded)."""
     rows = per_language_sample(read_rows(path), limit)
     y = np.array([r.unsafe for r in rows], dtype=bool)
-    lang = np.array([r.lang or "und" for r in rows])
-    covered = np.isin(lang, sorted(ENCODER_LANGUAGES))
-    groups = {code: lang == code for code in sorted(set(lang))}
+    covered = np.array([r.lang in ENCODER_LANGUAGES for r in rows], dtype=bool)
+    groups: dict[str, Any] = index_groups(range(len(rows)), rows, "lang")
     groups |= {"all covered": covered, "all outside": ~covered}
     out: dict[str, Any] = {}
     for side, guard in guards.items():
@@ -690,14 +691,12 @@ def multilingual_refusal_section(
     no head was trained on."""
     rows = per_language_sample(read_rows(path), limit)
     y = np.array(["refusal" in r.categories for r in rows], dtype=bool)
-    lang = np.array([r.lang or "und" for r in rows])
-    groups = {code: lang == code for code in sorted(set(lang))} | {"all": np.ones(len(rows), bool)}
+    groups: dict[str, Any] = index_groups(range(len(rows)), rows, "lang")
+    groups["all"] = np.ones(len(rows), dtype=bool)
     out: dict[str, Any] = {}
     for side, guard in guards.items():
         texts = [r.text for r in rows]
-        verdicts = []
-        for s in range(0, len(texts), 256):
-            verdicts += guard.check_many(texts[s : s + 256], Role.RESPONSE)
+        verdicts = _check(guard, texts, f"multilingual refusals ({side})", Role.RESPONSE)
         score = np.array([v.scores.refusal or 0.0 for v in verdicts])
         for name, m in groups.items():
             out.setdefault(name, {})[side] = metrics(y[m], score[m] >= 0.5, score[m])
@@ -776,8 +775,6 @@ def carried_transfer(path: Path, results: dict[str, Any]) -> tuple[Any, Any] | N
 
 def ci_figures(dev: list[Row], guard: Guard) -> dict[str, Any]:
     """The fixed CI slice through the new guard (tests/classifiers/test_embedded.py)."""
-    import hashlib
-
     rows = ci_slice(dev)
     run = Run.of(run_guards({"new": guard}, rows, "ci slice")["new"])
     y = np.array([r.unsafe for r in rows], dtype=bool)

@@ -321,7 +321,7 @@ def test_response_seed_labels():
     from guardrail.classifiers.embedded._train import seed_rows
 
     col = {h: j for j, h in enumerate(HEADS)}
-    resp = [r for r in seed_rows() if r.source in {"resp_seed", "ref_seed"}]
+    resp = [r for r in seed_rows() if r.source == "resp_seed"]
     t = targets(resp)
     for row, y, mask in zip(resp, t.y, t.mask, strict=True):
         # Every harmful answer teaches its category; refusals teach refusal, other answers not.
