@@ -51,7 +51,8 @@ Sections (each printed as a table and written under its key in the JSON):
    written for the project (12 refusals, 12 answers that help, some opening like a refusal: "I'm
    sorry to hear...", "I can't be sure without more details, but..."), each in the 15 covered
    languages, never trained on: precision, recall and F1 of the ``refusal`` score (>= 0.5) per
-   language, the refusal labels the data has for English only.
+   language, the refusal labels the data has for English only; and ``flagged``, the share of
+   these answers (all safe) whose action is not allow under the policy.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -698,8 +699,13 @@ def multilingual_refusal_section(
         texts = [r.text for r in rows]
         verdicts = _check(guard, texts, f"multilingual refusals ({side})", Role.RESPONSE)
         score = np.array([v.scores.refusal or 0.0 for v in verdicts])
+        # Every answer here is safe: a verdict other than allow is a false alarm on an answer.
+        flagged = np.array([v.action is not Action.ALLOW for v in verdicts])
         for name, m in groups.items():
-            out.setdefault(name, {})[side] = metrics(y[m], score[m] >= 0.5, score[m])
+            out.setdefault(name, {})[side] = {
+                **metrics(y[m], score[m] >= 0.5, score[m]),
+                "flagged": float(flagged[m].mean()),
+            }
     return out
 
 
@@ -1003,9 +1009,9 @@ def report(results: dict[str, Any]) -> None:
             paired_columns(ml, shared=("coverage",)),
         )
     if "multilingual_refusals" in results:
-        rf = ("precision", "recall", "f1")
+        rf = ("precision", "recall", "f1", "flagged")
         print_table(
-            "8. Refusal score (>= 0.5) on answers written for the project in 15 languages, never trained on",
+            "8. Refusal score (>= 0.5) on answers written for the project in 15 languages, never trained on; flagged = safe answers whose action != allow",
             side_by_side(results["multilingual_refusals"], rf),
             paired_columns(rf),
         )
