@@ -229,8 +229,8 @@ def split_key(row: Row) -> str:
     ``...:43:end:Social Interaction-0``) share the part before ``:clean``/``:end``/``:start``.
     jade_db: a question and the answers to it share the question text. KoSBi: a context and the
     sentence written for it share their number. XQuAD: one question in its 12 languages shares
-    its question id; so does one of the project's refusal seeds in its 15 languages
-    (``ref_seed:refusal:3:de`` and ``...:3:ko``). Every other row is its own group.
+    its question id; so does one of the project's refusal or request seeds in its 15
+    languages (``ref_seed:refusal:3:de`` and ``...:3:ko``). Every other row is its own group.
     """
     if row.source == "bipia":
         return _BIPIA_COPY.sub("", row.id)
@@ -241,7 +241,7 @@ def split_key(row: Row) -> str:
         return _KOSBI_PART.sub("", row.id)
     if row.source == "xquad":
         return "xquad:" + row.id.rsplit(":", 1)[-1]
-    if row.source == "ref_seed":
+    if row.source in {"ref_seed", "ask_seed"}:
         return row.id.rsplit(":", 1)[0]
     return row.id
 

@@ -11,6 +11,7 @@ import pytest
 
 from guardrail import Guard, load_policy
 from guardrail._data import (
+    Row,
     ci_slice,
     dev_split,
     load_rows,
@@ -22,7 +23,12 @@ from guardrail._data import (
 )
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES, EmbeddedClassifier, default_head_dir
 from guardrail.classifiers.embedded._head import load_head
-from guardrail.classifiers.embedded._labels import CATEGORY_HEADS, HEADS, targets
+from guardrail.classifiers.embedded._labels import (
+    CATEGORY_HEADS,
+    FORBIDDEN_NOT_HARMFUL,
+    HEADS,
+    targets,
+)
 from guardrail.errors import ConfigError
 from guardrail.registry import create_classifier, get_classifier_factory
 from guardrail.types import Action, Role, Sample
@@ -30,7 +36,8 @@ from guardrail.types import Action, Role, Sample
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
-PENDING_REFUSALS = default_head_dir().parent / "seeds" / "pending" / "refusals.jsonl"
+REFUSAL_SEEDS = default_head_dir().parent / "seeds" / "refusals.jsonl"
+REQUEST_SEEDS = default_head_dir().parent / "seeds" / "requests.jsonl"
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
 
 
@@ -211,6 +218,24 @@ def test_label_mapping_gives_every_trained_head_positives():
     assert t.y[mhc_unsafe, hate].all()
 
 
+def test_advice_questions_do_not_teach_unsafe():
+    """jailbreak_llms labels every forbidden question unsafe, including its five advice and
+    opinion scenarios ("How can I properly manage my asthma?"): those leave `unsafe` unknown;
+    its harmful scenarios and jailbreak prompts still teach it."""
+
+    def row(categories: tuple[str, ...]) -> Row:
+        return Row(
+            "jailbreak_llms:x", "text", "prompt", None, "en", True, categories, "jailbreak_llms"
+        )
+
+    advice = [row(("forbidden_question", s)) for s in sorted(FORBIDDEN_NOT_HARMFUL)]
+    harmful = [row(("forbidden_question", "Malware")), row(("jailbreak", "platform:discord"))]
+    t = targets([*advice, *harmful])
+    assert t.mask[: len(advice), 0].tolist() == [0.0] * len(advice)
+    assert t.mask[len(advice) :, 0].tolist() == [1.0, 1.0]
+    assert t.y[len(advice) :, 0].tolist() == [1.0, 1.0]
+
+
 @needs_data
 @pytest.mark.skipif(not RESULTS.exists(), reason="run benchmarks/accuracy.py first")
 def test_ci_slice_matches_the_benchmark(guard):
@@ -299,7 +324,7 @@ def test_seed_rows_and_exclusions():
     from guardrail.classifiers.embedded._train import seed_rows
 
     seeds = seed_rows()
-    assert {r.source for r in seeds} == {"pi_seed", "resp_seed"}
+    assert {r.source for r in seeds} == {"pi_seed", "resp_seed", "ref_seed", "ask_seed"}
     pi = [r for r in seeds if r.source == "pi_seed"]
     assert sum(r.unsafe for r in pi) >= 40 and sum(not r.unsafe for r in pi) >= 30
     assert len({r.lang for r in pi if r.unsafe}) >= 15
@@ -308,9 +333,8 @@ def test_seed_rows_and_exclusions():
     assert {r.role for r in resp} == {"response"}
     assert sum(r.unsafe for r in resp) == sum(not r.unsafe for r in resp) >= 30
     assert len({r.lang for r in resp if r.unsafe}) >= 10
-    # Refusal seeds (not trained on yet): safe answers, refusals and helpful ones alike, in
-    # every covered language.
-    ref = read_rows(PENDING_REFUSALS)
+    # Refusal seeds: safe answers, refusals and helpful ones alike, in every covered language.
+    ref = read_rows(REFUSAL_SEEDS)
     assert {r.role for r in ref} == {"response"} and not any(r.unsafe for r in ref)
     assert sum("refusal" in r.categories for r in ref) * 2 == len(ref) == 900
     assert {r.lang for r in ref} == set(ENCODER_LANGUAGES)
@@ -321,7 +345,7 @@ def test_response_seed_labels():
     from guardrail.classifiers.embedded._train import seed_rows
 
     col = {h: j for j, h in enumerate(HEADS)}
-    resp = [r for r in seed_rows() if r.source == "resp_seed"]
+    resp = [r for r in seed_rows() if r.source in {"resp_seed", "ref_seed"}]
     t = targets(resp)
     for row, y, mask in zip(resp, t.y, t.mask, strict=True):
         # Every harmful answer teaches its category; refusals teach refusal, other answers not.
@@ -334,7 +358,7 @@ def test_response_seed_labels():
 def test_translated_answer_seeds_split_together():
     """The refusal seeds (``ref_seed:refusal:N:lang``) of one text in its 15 languages share
     one split, so a dev copy never has its translation in train; they label ``refusal``."""
-    rows = read_rows(PENDING_REFUSALS)
+    rows = read_rows(REFUSAL_SEEDS)
     groups: dict[str, set[str]] = {}
     for row in rows:
         groups.setdefault(split_key(row), set()).add(split_of(split_key(row)))
@@ -345,6 +369,28 @@ def test_translated_answer_seeds_split_together():
     refusal = HEADS.index("refusal")
     assert (t.mask[:, refusal] == 1).all()
     assert [bool(y) for y in t.y[:, refusal]] == ["refusal" in r.categories for r in rows]
+
+
+def test_request_seeds_pair_help_with_harm_in_every_language():
+    """The request seeds: benign help-seeking prompts and harmful requests of the same form,
+    each text in the 15 covered languages and split with its translations."""
+    rows = read_rows(REQUEST_SEEDS)
+    assert {r.source for r in rows} == {"ask_seed"} and {r.role for r in rows} == {"prompt"}
+    for unsafe, n in ((False, 47), (True, 48)):
+        side = [r for r in rows if r.unsafe is unsafe]
+        assert len(side) == n * 15
+        assert all(sum(r.lang == lang for r in side) == n for lang in ENCODER_LANGUAGES)
+    groups: dict[str, set[str]] = {}
+    for row in rows:
+        groups.setdefault(split_key(row), set()).add(split_of(split_key(row)))
+    assert len(groups) == 95 and all(len(splits) == 1 for splits in groups.values())
+    # A harmful seed teaches `unsafe` and, where it has one, its category.
+    t = targets(rows)
+    col = {h: j for j, h in enumerate(HEADS)}
+    for row, y, mask in zip(rows, t.y, t.mask, strict=True):
+        assert y[0] == float(row.unsafe) and mask[0] == 1
+        if row.unsafe and row.categories:
+            assert y[col[row.categories[0]]] == 1
 
 
 def test_shipped_head_scores_prompt_injection():

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guardrail import Action, Guard, load_policy
+from guardrail.classifiers.embedded import EmbeddedClassifier
 from guardrail.policy import OnError
 from guardrail.streaming import LONG_SENTENCE, StreamModerator, sentence_ends
 from guardrail.testing import FakeClassifier
@@ -207,7 +208,8 @@ def test_embedded_default_judges_the_newest_sentence_on_its_own() -> None:
     )
     harmful = "Kill all the immigrants, they are vermin and deserve to die. "
     whole = guard.check_response(benign * 3 + harmful)
-    assert whole.scores.unsafe >= 0.95
+    floor = EmbeddedClassifier.Options().window_min_response
+    assert whole.scores.unsafe >= floor and whole.action is Action.BLOCK
     assert any("window" in note for note in whole.scores.notes)
     moderator = StreamModerator(guard, prompt="How was your day?", check_every=80)
     released, blocked = _run(moderator, [benign * 3, harmful, "And then we went home."])

@@ -14,10 +14,15 @@ The seeds in ``seeds/responses.jsonl`` are answers written for the project: answ
 with a harmful request (labelled with their taxonomy category) and safe answers on the same
 topics (refusals, which teach ``refusal``, and ordinary helpful answers) in 13 languages, because
 the data's harmful English answers are nearly all AdvBench's one-line openers.
-The refusal seeds in ``seeds/pending/refusals.jsonl`` (source ``ref_seed``: 30 refusals and 30
-answers that help, some opening like a refusal, each in the 15 covered languages) are labelled
-here but not trained on yet: ``seed_rows`` reads ``seeds/*.jsonl`` only (why: the model card,
-"Refusal seeds"). Moved into ``seeds/``, they teach ``refusal`` and split by text.
+The refusal seeds in ``seeds/refusals.jsonl`` (source ``ref_seed``: 30 refusals and 30 answers
+that help, some opening like a refusal, each in the 15 covered languages) teach ``refusal`` in
+every covered language, because the data's refusal labels are English only; they are safe
+answers, so they teach ``unsafe`` = 0 too. One text's translations split together.
+The request seeds in ``seeds/requests.jsonl`` (source ``ask_seed``) are first-person requests
+with a little context in the 15 covered languages: 47 benign help-seeking ones ("My exams are
+next week and I'm so stressed I can't sleep. Any tips?") and 48 harmful ones of the same form
+("My neighbour's cat keeps coming into my garden. What can I put out to kill it?", labelled with
+their taxonomy category where one fits), so that neither the form nor the language decides.
 ``jailbreak`` is taught by JailbreakBench's attacks, jailbreak_llms' in-the-wild jailbreaks and
 JailBench's templates. Sets in ``EXCLUDED_SOURCES`` are not trained on at all.
 """
@@ -35,6 +40,7 @@ __all__ = [
     "CATEGORY_HEADS",
     "DNA_NOT_HARMFUL",
     "EXCLUDED_SOURCES",
+    "FORBIDDEN_NOT_HARMFUL",
     "HEADS",
     "UNTRAINED",
     "Targets",
@@ -102,6 +108,19 @@ DNA_NOT_HARMFUL = frozenset(
         "Risks from leaking or inferring sensitive information (organization/gov)",
     }
 )
+# jailbreak_llms' forbidden questions of these scenarios ask for advice or an opinion ("How can I
+# properly manage my asthma?", "Can you review my lease agreement and tell me if it's fair?"),
+# not for harm (the data README: "5 are specialised-advice, not harm"): their `unsafe` target is
+# left unknown, as for DNA_NOT_HARMFUL.
+FORBIDDEN_NOT_HARMFUL = frozenset(
+    {
+        "Political Lobbying",
+        "Legal Opinion",
+        "Financial Advice",
+        "Health Consultation",
+        "Gov Decision",
+    }
+)
 _HATE_SETS = {"mhc", "hatecheck", "toxigen_demos"}
 # In these sets only some unsafe rows are hate (the rest are insults or offensive language).
 _HATE_LABEL = {"cold": "offensive:attack_group", "kor_hate": "hate:hate"}
@@ -143,8 +162,8 @@ CATEGORY_HEADS: tuple[str, ...] = (
     "prompt_injection",
 )
 HEADS: tuple[str, ...] = ("unsafe", *CATEGORY_HEADS, "refusal")
-# The project's response seeds carry taxonomy names as their labels.
-_MAPS["resp_seed"] = {c: c for c in CATEGORY_HEADS}
+# The project's response and request seeds carry taxonomy names as their labels.
+_MAPS["resp_seed"] = _MAPS["ask_seed"] = {c: c for c in CATEGORY_HEADS}
 
 # Sets left out of training (and so of the dev figures of a head), with the reason.
 EXCLUDED_SOURCES: dict[str, str] = {
@@ -192,6 +211,8 @@ def unsafe_unknown(row: Row) -> bool:
     """
     if row.source == "bipia":
         return row.unsafe
+    if row.source == "jailbreak_llms":
+        return not FORBIDDEN_NOT_HARMFUL.isdisjoint(row.categories)
     return (
         row.source == "do_not_answer"
         and row.role == "prompt"

@@ -71,6 +71,7 @@ class TrainConfig:
         ("coconot", 4.0),
         ("pi_seed", 4.0),
         ("resp_seed", 2.0),
+        ("ref_seed", 3.0),  # refusals in 15 languages: the data's refusal labels are English only
         ("advbench", 3.0),
         ("harmbench", 3.0),
         ("simplesafetytests", 3.0),
