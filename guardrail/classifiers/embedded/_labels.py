@@ -203,10 +203,11 @@ def categories_of(row: Row) -> set[str]:
 def unsafe_unknown(row: Row) -> bool:
     """True for rows whose `unsafe` label is not used for training.
 
-    Do-Not-Answer prompts of the harm types in ``DNA_NOT_HARMFUL`` (ordinary questions), and
-    BIPIA's attacked documents: the attack is one sentence inside an e-mail, table or piece of
-    code whose clean copy is safe, so as `unsafe` targets they teach "a table is unsafe"
-    (measured: 53% of clean BIPIA documents scored unsafe >= 0.5). They teach
+    Do-Not-Answer prompts of the harm types in ``DNA_NOT_HARMFUL`` (ordinary questions),
+    jailbreak_llms' forbidden questions of the scenarios in ``FORBIDDEN_NOT_HARMFUL`` (advice and
+    opinions), and BIPIA's attacked documents: the attack is one sentence inside an e-mail,
+    table or piece of code whose clean copy is safe, so as `unsafe` targets they teach "a table
+    is unsafe" (measured: 53% of clean BIPIA documents scored unsafe >= 0.5). They teach
     ``prompt_injection`` only.
     """
     if row.source == "bipia":
