@@ -345,7 +345,7 @@ def test_response_seed_labels():
     from guardrail.classifiers.embedded._train import seed_rows
 
     col = {h: j for j, h in enumerate(HEADS)}
-    resp = [r for r in seed_rows() if r.source in {"resp_seed", "ref_seed"}]
+    resp = [r for r in seed_rows() if r.source == "resp_seed"]
     t = targets(resp)
     for row, y, mask in zip(resp, t.y, t.mask, strict=True):
         # Every harmful answer teaches its category; refusals teach refusal, other answers not.
@@ -355,13 +355,19 @@ def test_response_seed_labels():
         assert y[col["refusal"]] == float("refusal" in row.categories)
 
 
+def _splits_by_group(rows: list[Row]) -> dict[str, set[str]]:
+    """Each split group (``split_key``) of ``rows`` and the splits its rows fall in."""
+    groups: dict[str, set[str]] = {}
+    for row in rows:
+        groups.setdefault(split_key(row), set()).add(split_of(split_key(row)))
+    return groups
+
+
 def test_translated_answer_seeds_split_together():
     """The refusal seeds (``ref_seed:refusal:N:lang``) of one text in its 15 languages share
     one split, so a dev copy never has its translation in train; they label ``refusal``."""
     rows = read_rows(REFUSAL_SEEDS)
-    groups: dict[str, set[str]] = {}
-    for row in rows:
-        groups.setdefault(split_key(row), set()).add(split_of(split_key(row)))
+    groups = _splits_by_group(rows)
     assert len(groups) == 60
     assert all(len(splits) == 1 for splits in groups.values())
     assert {s for splits in groups.values() for s in splits} == {"train", "dev"}
@@ -380,9 +386,7 @@ def test_request_seeds_pair_help_with_harm_in_every_language():
         side = [r for r in rows if r.unsafe is unsafe]
         assert len(side) == n * 15
         assert all(sum(r.lang == lang for r in side) == n for lang in ENCODER_LANGUAGES)
-    groups: dict[str, set[str]] = {}
-    for row in rows:
-        groups.setdefault(split_key(row), set()).add(split_of(split_key(row)))
+    groups = _splits_by_group(rows)
     assert len(groups) == 95 and all(len(splits) == 1 for splits in groups.values())
     # A harmful seed teaches `unsafe` and, where it has one, its category.
     t = targets(rows)
