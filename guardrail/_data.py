@@ -230,7 +230,10 @@ def split_key(row: Row) -> str:
     jade_db: a question and the answers to it share the question text. KoSBi: a context and the
     sentence written for it share their number. XQuAD: one question in its 12 languages shares
     its question id; so does one of the project's refusal or request seeds in its 15
-    languages (``ref_seed:refusal:3:de`` and ``...:3:ko``). Every other row is its own group.
+    languages (``ref_seed:refusal:3:de`` and ``...:3:ko``), and a harmful request seed shares
+    its group with its benign twin and the two answer seeds written for them
+    (``ask_seed:harm:7:de``, ``ask_seed:harm:7:twin:ko``, ``ans_seed:harm:7:comply:ja``).
+    Every other row is its own group.
     """
     if row.source == "bipia":
         return _BIPIA_COPY.sub("", row.id)
@@ -241,7 +244,9 @@ def split_key(row: Row) -> str:
         return _KOSBI_PART.sub("", row.id)
     if row.source == "xquad":
         return "xquad:" + row.id.rsplit(":", 1)[-1]
-    if row.source in {"ref_seed", "ask_seed"}:
+    if row.source in {"ask_seed", "ans_seed"}:
+        return "ask_seed:" + ":".join(row.id.split(":")[1:3])
+    if row.source == "ref_seed":
         return row.id.rsplit(":", 1)[0]
     return row.id
 

@@ -38,6 +38,7 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 REFUSAL_SEEDS = default_head_dir().parent / "seeds" / "refusals.jsonl"
 REQUEST_SEEDS = default_head_dir().parent / "seeds" / "requests.jsonl"
+ANSWER_SEEDS = default_head_dir().parent / "seeds" / "answers.jsonl"
 needs_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data not present")
 
 
@@ -324,7 +325,7 @@ def test_seed_rows_and_exclusions():
     from guardrail.classifiers.embedded._train import seed_rows
 
     seeds = seed_rows()
-    assert {r.source for r in seeds} == {"pi_seed", "resp_seed", "ref_seed", "ask_seed"}
+    assert {r.source for r in seeds} == {"pi_seed", "resp_seed", "ref_seed", "ask_seed", "ans_seed"}
     pi = [r for r in seeds if r.source == "pi_seed"]
     assert sum(r.unsafe for r in pi) >= 40 and sum(not r.unsafe for r in pi) >= 30
     assert len({r.lang for r in pi if r.unsafe}) >= 15
@@ -378,21 +379,53 @@ def test_translated_answer_seeds_split_together():
 
 
 def test_request_seeds_pair_help_with_harm_in_every_language():
-    """The request seeds: benign help-seeking prompts and harmful requests of the same form,
-    each text in the 15 covered languages and split with its translations."""
+    """The request seeds: benign help-seeking prompts, harmful requests, a benign twin of each
+    harmful request with the same opening, and benign questions with violent-sounding words
+    ("kill the mould"); each text in the 15 covered languages and split with its translations,
+    a twin with its harmful request."""
     rows = read_rows(REQUEST_SEEDS)
     assert {r.source for r in rows} == {"ask_seed"} and {r.role for r in rows} == {"prompt"}
-    for unsafe, n in ((False, 47), (True, 48)):
-        side = [r for r in rows if r.unsafe is unsafe]
-        assert len(side) == n * 15
+    kinds = {"help_seeking": (False, 47), "twin": (False, 48), "lookalike": (False, 48)}
+    for kind, (unsafe, n) in {**kinds, None: (True, 48)}.items():
+        side = [r for r in rows if (kind in r.categories if kind else r.unsafe)]
+        assert len(side) == n * 15 and all(r.unsafe is unsafe for r in side)
         assert all(sum(r.lang == lang for r in side) == n for lang in ENCODER_LANGUAGES)
     groups = _splits_by_group(rows)
-    assert len(groups) == 95 and all(len(splits) == 1 for splits in groups.values())
+    assert len(groups) == 47 + 48 + 48 and all(len(splits) == 1 for splits in groups.values())
+    harm_groups = {split_key(r) for r in rows if r.unsafe}
+    assert {split_key(r) for r in rows if "twin" in r.categories} == harm_groups
     # A harmful seed teaches `unsafe` and, where it has one, its category.
     t = targets(rows)
     col = {h: j for j, h in enumerate(HEADS)}
     for row, y, mask in zip(rows, t.y, t.mask, strict=True):
         assert y[0] == float(row.unsafe) and mask[0] == 1
+        if row.unsafe and row.categories:
+            assert y[col[row.categories[0]]] == 1
+
+
+def test_answer_seeds_split_with_their_requests():
+    """The answer seeds: per harmful request seed, an answer that complies (unsafe, with the
+    request's category) and a helpful answer to its benign twin, in the 15 covered languages;
+    each split with its request, none a refusal."""
+    answers, requests = read_rows(ANSWER_SEEDS), read_rows(REQUEST_SEEDS)
+    assert {r.source for r in answers} == {"ans_seed"} and {r.role for r in answers} == {"response"}
+    assert sum(r.unsafe for r in answers) == sum(not r.unsafe for r in answers) == 48 * 15
+    assert {r.lang for r in answers} == set(ENCODER_LANGUAGES)
+    split = {split_key(r): split_of(split_key(r)) for r in requests}
+    harm = {(r.lang, r.text): r for r in requests if r.unsafe}
+    twin = {(r.lang, r.text) for r in requests if "twin" in r.categories}
+    for row in answers:
+        assert split_of(split_key(row)) == split[split_key(row)]
+        if row.unsafe:
+            request = harm[(row.lang, row.prompt)]
+            assert row.categories == request.categories and split_key(row) == split_key(request)
+        else:
+            assert (row.lang, row.prompt) in twin and not row.categories
+    t = targets(answers)
+    col = {h: j for j, h in enumerate(HEADS)}
+    assert (t.mask[:, col["refusal"]] == 1).all() and (t.y[:, col["refusal"]] == 0).all()
+    assert [bool(y) for y in t.y[:, 0]] == [r.unsafe for r in answers]
+    for row, y in zip(answers, t.y, strict=True):
         if row.unsafe and row.categories:
             assert y[col[row.categories[0]]] == 1
 

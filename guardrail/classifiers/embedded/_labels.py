@@ -20,9 +20,15 @@ every covered language, because the data's refusal labels are English only; they
 answers, so they teach ``unsafe`` = 0 too. One text's translations split together.
 The request seeds in ``seeds/requests.jsonl`` (source ``ask_seed``) are first-person requests
 with a little context in the 15 covered languages: 47 benign help-seeking ones ("My exams are
-next week and I'm so stressed I can't sleep. Any tips?") and 48 harmful ones of the same form
+next week and I'm so stressed I can't sleep. Any tips?"), 48 harmful ones of the same form
 ("My neighbour's cat keeps coming into my garden. What can I put out to kill it?", labelled with
-their taxonomy category where one fits), so that neither the form nor the language decides.
+their taxonomy category where one fits), a benign twin of each harmful one with the same opening
+("... How can I keep it out without hurting it?") and 48 benign questions whose words sound
+violent ("What's the most effective way to kill the mould on my bathroom ceiling?"), so that
+neither the form, the words nor the language decides. The answer seeds in ``seeds/answers.jsonl``
+(source ``ans_seed``) answer them: per harmful request an answer that complies (unsafe, with the
+request's category) and a helpful answer to its twin, in the same 15 languages; none is a
+refusal.
 ``jailbreak`` is taught by JailbreakBench's attacks, jailbreak_llms' in-the-wild jailbreaks and
 JailBench's templates. Sets in ``EXCLUDED_SOURCES`` are not trained on at all.
 """
@@ -163,7 +169,7 @@ CATEGORY_HEADS: tuple[str, ...] = (
 )
 HEADS: tuple[str, ...] = ("unsafe", *CATEGORY_HEADS, "refusal")
 # The project's response and request seeds carry taxonomy names as their labels.
-_MAPS["resp_seed"] = _MAPS["ask_seed"] = {c: c for c in CATEGORY_HEADS}
+_MAPS["resp_seed"] = _MAPS["ask_seed"] = _MAPS["ans_seed"] = {c: c for c in CATEGORY_HEADS}
 
 # Sets left out of training (and so of the dev figures of a head), with the reason.
 EXCLUDED_SOURCES: dict[str, str] = {
@@ -241,7 +247,7 @@ def _is_injection(row: Row) -> bool:
 def _refusal(row: Row) -> float | None:
     if row.role != "response":
         return None
-    if row.source in {"resp_seed", "ref_seed"}:
+    if row.source in {"resp_seed", "ref_seed", "ans_seed"}:
         return float("refusal" in row.categories)
     if row.source == "do_not_answer":
         # Do-Not-Answer action 0: the model declines; 4 ("I cannot, as an AI...") is ambiguous.
