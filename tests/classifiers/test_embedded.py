@@ -27,6 +27,7 @@ from guardrail.classifiers.embedded._labels import (
     CATEGORY_HEADS,
     FORBIDDEN_NOT_HARMFUL,
     HEADS,
+    Targets,
     targets,
 )
 from guardrail.errors import ConfigError
@@ -378,6 +379,14 @@ def test_translated_answer_seeds_split_together():
     assert [bool(y) for y in t.y[:, refusal]] == ["refusal" in r.categories for r in rows]
 
 
+def _assert_harmful_rows_teach_their_category(rows: list[Row], t: Targets) -> None:
+    """A harmful seed with a taxonomy category teaches that category (a known 1)."""
+    for row, y, mask in zip(rows, t.y, t.mask, strict=True):
+        if row.unsafe and row.categories:
+            j = HEADS.index(row.categories[0])
+            assert y[j] == 1 and mask[j] == 1
+
+
 def test_request_seeds_pair_help_with_harm_in_every_language():
     """The request seeds: benign help-seeking prompts, harmful requests, a benign twin of each
     harmful request with the same opening, and benign questions with violent-sounding words
@@ -396,11 +405,8 @@ def test_request_seeds_pair_help_with_harm_in_every_language():
     assert {split_key(r) for r in rows if "twin" in r.categories} == harm_groups
     # A harmful seed teaches `unsafe` and, where it has one, its category.
     t = targets(rows)
-    col = {h: j for j, h in enumerate(HEADS)}
-    for row, y, mask in zip(rows, t.y, t.mask, strict=True):
-        assert y[0] == float(row.unsafe) and mask[0] == 1
-        if row.unsafe and row.categories:
-            assert y[col[row.categories[0]]] == 1
+    assert (t.y[:, 0] == [float(r.unsafe) for r in rows]).all() and (t.mask[:, 0] == 1).all()
+    _assert_harmful_rows_teach_their_category(rows, t)
 
 
 def test_answer_seeds_split_with_their_requests():
@@ -422,12 +428,10 @@ def test_answer_seeds_split_with_their_requests():
         else:
             assert (row.lang, row.prompt) in twin and not row.categories
     t = targets(answers)
-    col = {h: j for j, h in enumerate(HEADS)}
-    assert (t.mask[:, col["refusal"]] == 1).all() and (t.y[:, col["refusal"]] == 0).all()
+    refusal = HEADS.index("refusal")
+    assert (t.mask[:, refusal] == 1).all() and (t.y[:, refusal] == 0).all()
     assert [bool(y) for y in t.y[:, 0]] == [r.unsafe for r in answers]
-    for row, y in zip(answers, t.y, strict=True):
-        if row.unsafe and row.categories:
-            assert y[col[row.categories[0]]] == 1
+    _assert_harmful_rows_teach_their_category(answers, t)
 
 
 def test_shipped_head_scores_prompt_injection():
