@@ -102,26 +102,57 @@ class View:
 # -- leetspeak and spacing -------------------------------------------------------------------
 
 _LEET_CHARS = "".join(re.escape(c) for c in tables.LEET)
-_LEET_TOKEN = re.compile(rf"[A-Za-z{_LEET_CHARS}]+")
+# A word of letters, digits and symbols that starts and ends with a letter or digit (so "now!"
+# keeps its "!" and "@user" its "@").
+_LEET_TOKEN = re.compile(rf"[A-Za-z0-9](?:[A-Za-z0-9{_LEET_CHARS}]*[A-Za-z0-9])?")
 _LEET_INSIDE = re.compile(rf"[A-Za-z][{_LEET_CHARS}]+[A-Za-z]")
+_DIGITS_INSIDE = re.compile(r"[A-Za-z][0-9]+[A-Za-z]")
+# Longer tokens are ids, hashes or encoded payloads, not words.
+_LEET_WORD_MAX = 16
+# In a text written in leetspeak, an all-digit word this short is read as letters ("70" for
+# "to", "4" for "a"); longer ones are numbers.
+_LEET_DIGITS_MAX = 3
 # Three or more single letters with the same separator between each ("k i l l", "k.i.l.l").
 _SPACED = re.compile(r"(?<![^\W_])[^\W_]([ .\-_*·/~])[^\W_](?:\1[^\W_])+(?![^\W_])")
 
 
-def _unleet(match: re.Match[str]) -> str:
+def _unleet_word(match: re.Match[str]) -> str:
+    """A word that mixes in digits or symbols between its letters (``k1ll``, ``h4x0r``)."""
     token = match.group(0)
     letters = sum(c.isalpha() for c in token)
-    # Long mixed tokens are ids, hashes or encoded payloads, not words.
-    if len(token) > 16 or letters < max(2, len(token) - letters) or not _LEET_INSIDE.search(token):
+    if len(token) > _LEET_WORD_MAX or letters < max(2, len(token) - letters):
+        return token
+    if not _LEET_INSIDE.search(token):
+        return token
+    return "".join(tables.LEET.get(c, c) for c in token)
+
+
+def _unleet_any(match: re.Match[str]) -> str:
+    """Any word with a digit or symbol (``57e4l``, ``Descr183``) and short all-digit words."""
+    token = match.group(0)
+    letters = sum(c.isalpha() for c in token)
+    if len(token) > _LEET_WORD_MAX or letters == len(token):
+        return token
+    if not letters and len(token) > _LEET_DIGITS_MAX:
         return token
     return "".join(tables.LEET.get(c, c) for c in token)
 
 
 def undo_leetspeak(text: str) -> str:
-    """Read digits and symbols as letters in words that mix them (``k1ll``, ``h4ck3r``)."""
+    """Read digits and symbols as letters in words written in leetspeak.
+
+    Words with digits or symbols between their letters (``k1ll``, ``h4ck3r``, ``k!ll``) are read
+    as letters. A text with two or more words that have digits between letters is written in
+    leetspeak throughout: then every word with a digit or symbol inside (``57e4l``,
+    ``Descr183``) and every all-digit word of up to three digits (``70`` for "to") is read as
+    letters too. Longer numbers, ids and hashes over 16 characters, e-mail addresses and
+    table pipes in other texts are left alone.
+    """
     if not _LEET_INSIDE.search(text):
         return text
-    return _LEET_TOKEN.sub(_unleet, text)
+    words = [m.group(0) for m in _LEET_TOKEN.finditer(text)]
+    leet = sum(len(w) <= _LEET_WORD_MAX and bool(_DIGITS_INSIDE.search(w)) for w in words)
+    return _LEET_TOKEN.sub(_unleet_any if leet >= 2 else _unleet_word, text)
 
 
 def _joiner(sep: str) -> Callable[[re.Match[str]], str]:
