@@ -9,9 +9,10 @@ well it does.
 Every text is also scored as windows (segments at sentence ends and line breaks; for prompts,
 spans of 12 words inside long sentences: see ``_windows.py``), one encoder batch for all, and
 per category the highest score of the whole text and of the windows at or above a floor is
-taken, so one harmful sentence among benign ones still shows. The floor (``window_min_prompt``,
-``window_min_response``) keeps the many short windows of a long benign text from adding false
-alarms: a window only counts when it is itself confident.
+taken, so one harmful sentence among benign ones still shows. The floors (``window_min_prompt``
+for a prompt's segments, ``span_min_prompt`` for its spans, ``window_min_response``) keep the
+many short windows of a long benign text from adding false alarms: a window only counts when it
+is itself confident, and a span (a fragment) more so than a sentence.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardrail.classifiers.embedded._embedding import get_text_encoder
 from guardrail.classifiers.embedded._encoder import Backend
 from guardrail.classifiers.embedded._head import Head, features, load_head
-from guardrail.classifiers.embedded._windows import text_windows
+from guardrail.classifiers.embedded._windows import split_windows
 from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
 from guardrail.registry import register_classifier
@@ -96,17 +97,28 @@ class EmbeddedClassifier:
             True,
             description=(
                 "Also score each text's windows (sentences, line-separated parts; 12-word spans "
-                "inside long prompt sentences) and take the highest score that passes the floor."
+                "inside long prompt sentences) and take the highest score that passes its floor."
             ),
         )
         window_min_prompt: float = Field(
+            0.6,
+            ge=0,
+            le=1,
+            description=(
+                "A prompt segment's (sentence's, line's) score counts only from this value "
+                "(chosen on dev: 0.6 keeps >= 95% of clean recall on harmful requests padded with "
+                "benign sentences, English and Chinese; 0.8 kept 86% of the Chinese ones; see "
+                "the model card)."
+            ),
+        )
+        span_min_prompt: float = Field(
             0.8,
             ge=0,
             le=1,
             description=(
-                "A prompt window's score counts only from this value (chosen on dev: 0.8 keeps "
-                "~95% of clean recall on padded harmful requests; 0.5 doubles the false alarms "
-                "on benign multi-sentence prompts, see the model card)."
+                "A prompt span's (12 words cut from a long sentence) score counts only from this "
+                "value: spans are fragments, and under 0.8 they flag benign news sentences and "
+                "instructions read out of context (see the model card)."
             ),
         )
         window_min_response: float = Field(
@@ -154,17 +166,28 @@ class EmbeddedClassifier:
         """Score a batch: one encoder pass over every text and window, then the head."""
         texts: list[str] = []
         is_response: list[bool] = []
+        floors: list[float] = []  # per row: the score a window needs to count (0: whole text)
         bounds = [0]  # each sample's rows are texts[bounds[i] : bounds[i + 1]]
+        o = self.options
         for sample in samples:
             response = sample.role is Role.RESPONSE
-            windows = text_windows(sample.text, spans=not response) if self.options.windows else []
-            texts += (sample.text, *windows)
-            is_response += [response] * (1 + len(windows))
+            segments, spans = (
+                split_windows(sample.text, spans=not response) if o.windows else ([], [])
+            )
+            texts += (sample.text, *segments, *spans)
+            is_response += [response] * (1 + len(segments) + len(spans))
+            segment_floor = o.window_min_response if response else o.window_min_prompt
+            floors += [0.0, *[segment_floor] * len(segments), *[o.span_min_prompt] * len(spans)]
             bounds.append(len(texts))
         if not texts:
             return []
         probs = self._predict(texts, is_response)
-        return [self._scoreset(s, probs[bounds[i] : bounds[i + 1]]) for i, s in enumerate(samples)]
+        # A window's score counts only at or above its floor; the whole text always counts.
+        counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
+        return [
+            self._scoreset(s, probs[bounds[i] : bounds[i + 1]], counted[bounds[i] : bounds[i + 1]])
+            for i, s in enumerate(samples)
+        ]
 
     def _predict(self, texts: list[str], is_response: list[bool]) -> np.ndarray:
         encoder = get_text_encoder(self.options.encoder_backend)
@@ -172,16 +195,8 @@ class EmbeddedClassifier:
         chunks = [encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)]
         return self.head.predict(features(np.vstack(chunks), np.asarray(is_response)))
 
-    def _scoreset(self, sample: Sample, probs: np.ndarray) -> ScoreSet:
+    def _scoreset(self, sample: Sample, probs: np.ndarray, counted: np.ndarray) -> ScoreSet:
         col = self._columns
-        floor = (
-            self.options.window_min_response
-            if sample.role is Role.RESPONSE
-            else self.options.window_min_prompt
-        )
-        # A window's score counts only at or above the floor; the whole text always counts.
-        counted = probs.copy()
-        counted[1:][counted[1:] < floor] = 0.0
         top = int(np.argmax(counted[:, col["unsafe"]]))
         categories = {
             c: round(float(counted[:, col[c]].max()), 6)

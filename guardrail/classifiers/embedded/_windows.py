@@ -3,7 +3,7 @@
 The encoder averages over a text's tokens, so one harmful sentence among benign ones is diluted
 until it no longer shows. Each text is therefore also scored as windows and the classifier takes,
 per category, the highest score of the whole text and of the windows that pass a floor (see
-``EmbeddedClassifier.Options.window_min_prompt``):
+``EmbeddedClassifier.Options``: a prompt's segments and its spans have floors of their own):
 
 - **Segments**: the text cut at sentence ends (``. ! ? ;`` and their CJK forms) and line breaks.
   Fragments under ``MIN_WORDS`` words, and lines ending with a colon, join the next segment (a
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "text_windows"]
+__all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "split_windows", "text_windows"]
 
 MIN_WORDS = 3
 SPAN_WORDS = 12
@@ -101,6 +101,32 @@ def _merge_pairs(segments: list[str]) -> list[str]:
     return [" ".join(segments[i : i + 2]) for i in range(0, len(segments), 2)]
 
 
+def split_windows(text: str, *, spans: bool) -> tuple[list[str], list[str]]:
+    """The segments and the spans to score beside ``text``, apart (their floors differ).
+
+    Args:
+        text: the text.
+        spans: also cut spans of words inside long segments (prompts); no spans if False.
+
+    Returns:
+        (segments, spans): no segments when the text is one segment already; at most
+        ``max_windows(text)`` windows in all.
+    """
+    bound = max_windows(text)
+    segments = _segments(text)
+    while len(segments) > bound:
+        segments = _merge_pairs(segments)
+    windows = [s for s in segments if s != text.strip()] if len(segments) > 1 else []
+    cut: list[str] = []
+    if spans:
+        for segment in segments:
+            for span in _spans(segment):
+                if len(windows) + len(cut) >= bound:
+                    return windows, cut
+                cut.append(span)
+    return windows, cut
+
+
 def text_windows(text: str, *, spans: bool) -> list[str]:
     """The windows to score beside ``text`` (empty when the text is one window already).
 
@@ -111,15 +137,5 @@ def text_windows(text: str, *, spans: bool) -> list[str]:
     Returns:
         Segments, then spans, at most ``max_windows(text)`` in all.
     """
-    bound = max_windows(text)
-    segments = _segments(text)
-    while len(segments) > bound:
-        segments = _merge_pairs(segments)
-    windows = [s for s in segments if s != text.strip()] if len(segments) > 1 else []
-    if spans:
-        for segment in segments:
-            for span in _spans(segment):
-                if len(windows) >= bound:
-                    return windows
-                windows.append(span)
-    return windows
+    segments, cut = split_windows(text, spans=spans)
+    return segments + cut
