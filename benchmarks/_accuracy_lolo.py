@@ -28,6 +28,8 @@ from guardrail.classifiers.embedded._train import TrainConfig, fit_calibrated, r
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = ROOT / ".cache" / "embeddings"
+# Thresholds at which every held-out group's figure is also given (``threshold_sweep``).
+SWEEP_THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
 # Languages held out: those with at least this many dev rows.
 MIN_DEV_ROWS = 200
 
@@ -93,11 +95,17 @@ def leave_one_out(
         held, _ = fit_calibrated(
             x_train[keep], [r for r, k in zip(train, keep, strict=True) if k], config
         )
+        scores = {name: head.predict(x)[:, 0] for name, head in (("in", full), ("held_out", held))}
         result: dict[str, Any] = {
-            name: _figures(y, head.predict(x)[:, 0], threshold)
-            for name, head in (("in", full), ("held_out", held))
+            name: _figures(y, score, threshold) for name, score in scores.items()
         }
         metric, held_value = _headline(result["held_out"])
+        # The same figure at every swept threshold, held out and in (thresholds chosen by
+        # held-out results: issue 18).
+        for name, score in scores.items():
+            result[f"{name}_by_threshold"] = {
+                str(t): _figures(y, score, t)[metric] for t in SWEEP_THRESHOLDS
+            }
         in_value = result["in"][metric]
         result.update(
             n=len(rows),
@@ -112,7 +120,32 @@ def leave_one_out(
         if covered is not None:
             result["covered"] = group in covered
         out["groups"][group] = result
+    out["threshold_sweep"] = threshold_sweep(out["groups"])
     return out
+
+
+def threshold_sweep(groups: dict[str, Any]) -> dict[str, Any]:
+    """Per swept threshold, the mean held-out and in-distribution figure over the groups with
+    both labels (F1), with only unsafe rows (recall) and with only safe rows (FPR), and the
+    threshold with the best mean held-out F1."""
+    out: dict[str, Any] = {}
+    for t in map(str, SWEEP_THRESHOLDS):
+        line: dict[str, Any] = {}
+        for metric in ("f1", "recall", "fpr"):
+            for side in ("held_out", "in"):
+                values = [
+                    g[f"{side}_by_threshold"][t]
+                    for g in groups.values()
+                    if g["metric"] == metric and g[f"{side}_by_threshold"][t] is not None
+                ]
+                line[f"{side}_{metric}"] = float(np.mean(values)) if values else None
+            line[f"groups_{metric}"] = sum(g["metric"] == metric for g in groups.values())
+        out[t] = line
+    f1 = {t: v["held_out_f1"] for t, v in out.items() if v["held_out_f1"] is not None}
+    return {
+        "by_threshold": out,
+        "best_mean_held_out_f1": float(max(f1, key=lambda t: f1[t])) if f1 else None,
+    }
 
 
 def transfer_tables(train: list[Row], dev: list[Row], threshold: float) -> dict[str, Any]:

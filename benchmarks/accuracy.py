@@ -33,7 +33,9 @@ Sections (each printed as a table and written under its key in the JSON):
    sentences: everyday English ones, and news sentences (NTREX, else XQuAD) of the request's
    language. Recall padded vs clean; the issue asks padded >= 95% of clean.
 4. ``transfer`` (``--transfer``, slow: retrains one head per group): leave-one-language-out and
-   leave-one-source-out (``_accuracy_lolo``), with the training recipe shipped at run time.
+   leave-one-source-out (``_accuracy_lolo``), with the training recipe shipped at run time, at
+   the policy's flag and swept over 0.3-0.5 (``threshold_sweep``: the mean held-out F1, recall
+   and FPR per threshold, and the threshold with the best mean held-out F1).
 5. ``speed``: in-process ``Guard.check_prompt`` p50 over single prompts (what ``guardrail check``
    does after start-up; the encoder's embedding cache is emptied before every timed call) and ``check_many`` throughput on mixed texts (short prompts, long
    multi-sentence texts, responses), old and new in alternating rounds; the issue allows the new
@@ -53,6 +55,16 @@ Sections (each printed as a table and written under its key in the JSON):
    languages, never trained on: precision, recall and F1 of the ``refusal`` score (>= 0.5) per
    language, the refusal labels the data has for English only; and ``flagged``, the share of
    these answers (all safe) whose action is not allow under the policy.
+
+9. ``flag_sweep``: the policy's prompt ``unsafe`` flag swept over 0.3-0.5 on the new guard's
+   verdicts (scores reused, each re-decided by ``guardrail.engine.evaluate`` with the flag
+   replaced; the block- and allow-lists and entity rules are not re-applied, so the JSON gives
+   how many dev prompts decide differently at the policy's own flag): F1 of harmful requests +
+   benign requests (section 2), F1 / recall / FPR over every dev prompt, CoCoNot's contrast
+   prompts, the hate sets' non-hateful posts (mhc, hatecheck, kor_hate), benign news, questions
+   and instructions (NTREX, XQuAD, Self-Instruct) flagged, and section 7's covered recall / FPR.
+   The flag with the best F1 over every dev prompt is named (``best_dev_prompts_f1``): the
+   request-only F1 alone ignores the hate sets' hard negatives.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -99,9 +111,12 @@ from _accuracy_metrics import (
 
 from guardrail import Guard, load_policy
 from guardrail._data import Row, ci_slice, load_rows, read_rows, split_rows
+from guardrail._resources import read_yaml, resource_path
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES
 from guardrail.classifiers.embedded._train import training_rows
+from guardrail.engine import evaluate
 from guardrail.errors import ConfigError
+from guardrail.policy import Policy
 from guardrail.types import Action, Role, Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -712,6 +727,81 @@ def multilingual_refusal_section(
 # -- summary, CI slice, main -----------------------------------------------------------------
 
 
+# -- section 9: the prompt flag swept ------------------------------------------------------
+
+FLAG_SWEEP = (0.3, 0.35, 0.4, 0.45, 0.5)
+SWEEP_HARD_NEGATIVES = ("mhc", "hatecheck", "kor_hate")
+SWEEP_BENIGN = ("ntrex", "xquad", "self_instruct")
+
+
+def with_prompt_flag(policy_source: str, flag: float) -> Policy:
+    """The policy file with its prompt ``unsafe`` flag at ``flag`` (block_at raised to it)."""
+    data = read_yaml(resource_path("policies", policy_source))
+    unsafe = data.setdefault("thresholds", {}).setdefault("prompt", {}).setdefault("unsafe", {})
+    unsafe["flag_at"] = flag
+    if unsafe.get("block_at") is not None and unsafe["block_at"] < flag:
+        unsafe["block_at"] = flag
+    return Policy.model_validate(data)
+
+
+def _flagged_at(policy: Policy, verdicts: Sequence[Verdict]) -> np.ndarray:
+    return np.array(
+        [evaluate(policy, v.scores, role=v.role).action is not Action.ALLOW for v in verdicts],
+        dtype=bool,
+    )
+
+
+def flag_sweep_section(
+    policy_source: str, rows: list[Row], run: Run, guard: Guard, limit: int | None = None
+) -> dict[str, Any]:
+    """Section 9: the prompt flag swept over the new guard's dev verdicts and section 7."""
+    prompts = [i for i, r in enumerate(rows) if r.role == "prompt"]
+    verdicts = [run.verdicts[i] for i in prompts]
+    prompt_rows = [rows[i] for i in prompts]
+    y = np.array([r.unsafe for r in prompt_rows], dtype=bool)
+    score = np.array([v.scores.unsafe for v in verdicts], dtype=float)
+    harmful = [i for i, r in enumerate(prompt_rows) if is_plain_harmful_request(r)]
+    requests = harmful + [i for i, r in enumerate(prompt_rows) if is_benign_request(r)]
+    over = [i for i, r in enumerate(prompt_rows) if is_over_refusal(r)]
+
+    def benign_of(source: str) -> list[int]:
+        return [i for i, r in enumerate(prompt_rows) if r.source == source and not r.unsafe]
+
+    s7 = per_language_sample(read_rows(MULTILINGUAL_REQUESTS), limit)
+    s7_covered = [r for r in s7 if r.lang in ENCODER_LANGUAGES]
+    s7_verdicts = _check(guard, [r.text for r in s7_covered], "flag sweep: section 7")
+    y7 = np.array([r.unsafe for r in s7_covered], dtype=bool)
+    own = guard.policy.thresholds.prompt.unsafe
+    out: dict[str, Any] = {
+        "policy": policy_source,
+        "policy_flag": own.flag_at if own else None,
+        "dev_prompts": len(prompt_rows),
+        "flags": {},
+    }
+    for flag in FLAG_SWEEP:
+        policy = with_prompt_flag(policy_source, flag)
+        pred = _flagged_at(policy, verdicts)
+        idx = np.asarray(requests, dtype=int)
+        pred7 = _flagged_at(policy, s7_verdicts)
+        out["flags"][str(flag)] = {
+            "harmful_requests_f1": metrics(y[idx], pred[idx], score[idx])["f1"],
+            "dev_prompts": {k: metrics(y, pred, score)[k] for k in ("f1", "recall", "fpr")},
+            "over_refusal_flagged": _rate(pred, over),
+            "hard_negatives_flagged": {s: _rate(pred, benign_of(s)) for s in SWEEP_HARD_NEGATIVES},
+            "benign_flagged": {s: _rate(pred, benign_of(s)) for s in SWEEP_BENIGN},
+            "section7_covered": {
+                "recall": float(pred7[y7].mean()) if y7.any() else None,
+                "fpr": float(pred7[~y7].mean()) if (~y7).any() else None,
+            },
+        }
+        if out["policy_flag"] == flag:
+            # Re-deciding from the scores alone must give the guard's own verdicts.
+            out["differs_from_guard_at_policy_flag"] = int((pred != run.pred[prompts]).sum())
+    f1s = {k: v["dev_prompts"]["f1"] for k, v in out["flags"].items()}
+    out["best_dev_prompts_f1"] = float(max(f1s, key=lambda k: f1s[k] or 0.0))
+    return out
+
+
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets against what was measured, per side."""
     t = results["targets"]
@@ -884,6 +974,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["ci_slice"] = ci_figures(full_dev, new)
         results["multilingual_requests"] = multilingual_section(guards, args.limit)
         results["multilingual_refusals"] = multilingual_refusal_section(guards, args.limit)
+        results["flag_sweep"] = flag_sweep_section(args.policy, dev, runs["new"], new, args.limit)
 
     results["head_sha256"] = head_digest()
     if not args.transfer and (carried := carried_transfer(out_path, results)):
@@ -990,6 +1081,22 @@ def report(results: dict[str, Any]) -> None:
                 table["groups"],
                 ("n", "metric", "in_value", "held_value", "gap", "covered"),
             )
+            sweep = table.get("threshold_sweep")
+            if sweep:
+                print(
+                    f"mean over held-out {kind} by threshold (best held-out F1 at "
+                    f"{sweep['best_mean_held_out_f1']}):"
+                )
+                for t, line in sweep["by_threshold"].items():
+                    print(
+                        f"  {t:5} "
+                        + "  ".join(
+                            f"{m} held {_fmt(line[f'held_out_{m}'])} / in {_fmt(line[f'in_{m}'])} "
+                            f"({line[f'groups_{m}']} groups)"
+                            for m in ("f1", "recall", "fpr")
+                            if line[f"groups_{m}"]
+                        )
+                    )
     if "speed" in results:
         s = results["speed"]
         print("\n## 5. Speed (" + s["single_prompt"] + f"; check_many on {s['texts']})")
@@ -1015,11 +1122,48 @@ def report(results: dict[str, Any]) -> None:
             side_by_side(results["multilingual_refusals"], rf),
             paired_columns(rf),
         )
+    if "flag_sweep" in results:
+        print_flag_sweep(results["flag_sweep"])
     ci = results["ci_slice"]
     print(
         f"\n## CI slice (new head): n={ci['n']} f1={ci['f1']:.3f} fpr={ci['fpr']:.3f} ids {ci['ids_hash']}"
     )
     print("\n## Targets\n" + json.dumps(results["summary"], indent=2))
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def print_flag_sweep(sweep: dict[str, Any]) -> None:
+    """Section 9 as one line per flag."""
+
+    def pct(x: float | None) -> str:
+        return "   -" if x is None else f"{100 * x:5.1f}%"
+
+    print(
+        f"\n## 9. The prompt unsafe flag swept ({sweep['dev_prompts']} dev prompts, policy "
+        f"{sweep['policy']} at {sweep['policy_flag']}; best F1 over every dev prompt at "
+        f"{sweep['best_dev_prompts_f1']})"
+    )
+    hard = " ".join(f"{s:>9}" for s in SWEEP_HARD_NEGATIVES)
+    benign = " ".join(f"{s:>13}" for s in SWEEP_BENIGN)
+    print(f"flag  req F1  dev F1  dev rec  dev FPR  CoCoNot {hard} {benign}  s7 rec  s7 FPR")
+    for flag, f in sweep["flags"].items():
+        d = f["dev_prompts"]
+        hn = " ".join(f"{pct(f['hard_negatives_flagged'][s]):>9}" for s in SWEEP_HARD_NEGATIVES)
+        bn = " ".join(f"{pct(f['benign_flagged'][s]):>13}" for s in SWEEP_BENIGN)
+        s7 = f["section7_covered"]
+        print(
+            f"{flag:4}  {f['harmful_requests_f1']:6.3f}  {d['f1']:6.3f}  {pct(d['recall'])}   "
+            f"{pct(d['fpr'])}  {pct(f['over_refusal_flagged'])}  {hn} {bn}  "
+            f"{pct(s7['recall'])}  {pct(s7['fpr'])}"
+        )
+    if "differs_from_guard_at_policy_flag" in sweep:
+        print(
+            f"at the policy's own flag {sweep['differs_from_guard_at_policy_flag']} dev prompts "
+            "decide otherwise than the guard (lists and entity rules are not re-applied)"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,66 @@
+"""The threshold sweeps of benchmarks/accuracy.py (sections 4 and 9): how thresholds are chosen."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+from _accuracy_lolo import SWEEP_THRESHOLDS, threshold_sweep  # noqa: E402
+from accuracy import _flagged_at, with_prompt_flag  # noqa: E402
+
+from guardrail import load_policy  # noqa: E402
+from guardrail.engine import evaluate  # noqa: E402
+from guardrail.types import Action, Role, ScoreSet  # noqa: E402
+
+
+def _group(metric: str, held: list[float | None], inside: list[float | None]) -> dict:
+    return {
+        "metric": metric,
+        "held_out_by_threshold": dict(zip(map(str, SWEEP_THRESHOLDS), held, strict=True)),
+        "in_by_threshold": dict(zip(map(str, SWEEP_THRESHOLDS), inside, strict=True)),
+    }
+
+
+def test_threshold_sweep_averages_each_kind_of_group_and_names_the_best_held_out_f1():
+    groups = {
+        "ar": _group("f1", [0.5, 0.6, 0.7, 0.6, 0.5], [0.9] * 5),
+        "ko": _group("f1", [0.3, 0.4, 0.5, 0.6, None], [0.8] * 5),
+        "advbench": _group("recall", [0.9, 0.8, 0.7, 0.6, 0.5], [1.0] * 5),
+        "ntrex": _group("fpr", [0.2, 0.1, 0.05, 0.02, 0.01], [0.0] * 5),
+    }
+    sweep = threshold_sweep(groups)
+    at = sweep["by_threshold"]
+    assert at["0.4"]["held_out_f1"] == pytest.approx(0.6)
+    assert at["0.4"]["in_f1"] == pytest.approx(0.85)
+    assert at["0.3"]["held_out_recall"] == pytest.approx(0.9)
+    assert at["0.5"]["held_out_fpr"] == pytest.approx(0.01)
+    # A group without a figure at a threshold is left out of that mean, not counted as 0.
+    assert at["0.5"]["held_out_f1"] == pytest.approx(0.5)
+    assert at["0.45"]["groups_f1"] == 2
+    assert sweep["best_mean_held_out_f1"] == 0.4  # 0.6 at 0.4 against 0.6 at 0.45: the first
+
+
+def test_with_prompt_flag_moves_only_the_prompt_flag():
+    default = load_policy("default")
+    moved = with_prompt_flag("default", 0.3)
+    assert moved.thresholds.prompt.unsafe.flag_at == 0.3
+    assert moved.thresholds.prompt.unsafe.block_at == default.thresholds.prompt.unsafe.block_at
+    assert moved.thresholds.response == default.thresholds.response
+    assert moved.thresholds.prompt.categories == default.thresholds.prompt.categories
+    # A flag over the policy's block threshold raises the block threshold with it.
+    strict = with_prompt_flag("strict", 0.5)
+    assert strict.thresholds.prompt.unsafe.block_at == 0.5
+
+
+def test_a_verdict_is_re_decided_at_the_swept_flag():
+    guard_policy = load_policy("default")
+    scores = ScoreSet(unsafe=0.37, categories={}, classifier="embedded", version="test")
+    verdict = evaluate(guard_policy, scores, role=Role.PROMPT)
+    assert verdict.action is Action.ALLOW
+    assert _flagged_at(with_prompt_flag("default", 0.35), [verdict]).tolist() == [True]
+    assert _flagged_at(with_prompt_flag("default", 0.4), [verdict]).tolist() == [False]
