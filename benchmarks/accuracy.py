@@ -761,7 +761,9 @@ def flag_sweep_section(
     y = np.array([r.unsafe for r in prompt_rows], dtype=bool)
     score = np.array([v.scores.unsafe for v in verdicts], dtype=float)
     harmful = [i for i, r in enumerate(prompt_rows) if is_plain_harmful_request(r)]
-    requests = harmful + [i for i, r in enumerate(prompt_rows) if is_benign_request(r)]
+    requests = np.asarray(
+        harmful + [i for i, r in enumerate(prompt_rows) if is_benign_request(r)], dtype=int
+    )
     over = [i for i, r in enumerate(prompt_rows) if is_over_refusal(r)]
 
     def benign_of(source: str) -> list[int]:
@@ -781,10 +783,9 @@ def flag_sweep_section(
     for flag in FLAG_SWEEP:
         policy = with_prompt_flag(policy_source, flag)
         pred = _flagged_at(policy, verdicts)
-        idx = np.asarray(requests, dtype=int)
         pred7 = _flagged_at(policy, s7_verdicts)
         out["flags"][str(flag)] = {
-            "harmful_requests_f1": metrics(y[idx], pred[idx], score[idx])["f1"],
+            "harmful_requests_f1": metrics(y[requests], pred[requests], score[requests])["f1"],
             "dev_prompts": {k: metrics(y, pred, score)[k] for k in ("f1", "recall", "fpr")},
             "over_refusal_flagged": _rate(pred, over),
             "hard_negatives_flagged": {s: _rate(pred, benign_of(s)) for s in SWEEP_HARD_NEGATIVES},
