@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "split_windows", "text_windows"]
+__all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "split_windows"]
 
 MIN_WORDS = 3
 SPAN_WORDS = 12
@@ -125,17 +125,3 @@ def split_windows(text: str, *, spans: bool) -> tuple[list[str], list[str]]:
                     return windows, cut
                 cut.append(span)
     return windows, cut
-
-
-def text_windows(text: str, *, spans: bool) -> list[str]:
-    """The windows to score beside ``text`` (empty when the text is one window already).
-
-    Args:
-        text: the text.
-        spans: also cut spans of words inside long segments (prompts); segments only if False.
-
-    Returns:
-        Segments, then spans, at most ``max_windows(text)`` in all.
-    """
-    segments, cut = split_windows(text, spans=spans)
-    return segments + cut
