@@ -675,21 +675,29 @@ def per_language_sample(rows: list[Row], limit: int | None) -> list[Row]:
     return [rows[i] for i in sorted(sample)]
 
 
-def multilingual_section(
+def multilingual_runs(
     guards: dict[str, Guard], limit: int | None = None, path: Path = MULTILINGUAL_REQUESTS
-) -> dict[str, Any]:
-    """Per language (and covered / outside in all): recall, FPR and PR-AUC, old vs new, on
-    requests no head was trained on; ``limit`` keeps N rows of each language (seeded)."""
+) -> tuple[list[Row], dict[str, Run]]:
+    """Section 7's requests (``limit``: N rows of each language, seeded) and each guard's
+    verdicts on them (sections 7 and 9 read the same verdicts)."""
     rows = per_language_sample(read_rows(path), limit)
+    texts = [r.text for r in rows]
+    return rows, {
+        side: Run.of(_check(guard, texts, f"multilingual requests ({side})"))
+        for side, guard in guards.items()
+    }
+
+
+def multilingual_section(rows: list[Row], runs: dict[str, Run]) -> dict[str, Any]:
+    """Per language (and covered / outside in all): recall, FPR and PR-AUC, old vs new, on
+    requests no head was trained on."""
     y = np.array([r.unsafe for r in rows], dtype=bool)
     covered = np.array([r.lang in ENCODER_LANGUAGES for r in rows], dtype=bool)
     groups: dict[str, Any] = index_groups(range(len(rows)), rows, "lang")
     groups |= {"all covered": covered, "all outside": ~covered}
     out: dict[str, Any] = {}
-    for side, guard in guards.items():
-        verdicts = _check(guard, [r.text for r in rows], f"multilingual requests ({side})")
-        run = Run.of(verdicts)
-        said_outside = np.array([v.coverage == "outside" for v in verdicts])
+    for side, run in runs.items():
+        said_outside = np.array([v.coverage == "outside" for v in run.verdicts])
         for name, m in groups.items():
             inside = name in ENCODER_LANGUAGES or name == "all covered"
             out.setdefault(name, {})[side] = {
@@ -752,9 +760,15 @@ def _flagged_at(policy: Policy, verdicts: Sequence[Verdict]) -> np.ndarray:
 
 
 def flag_sweep_section(
-    policy_source: str, rows: list[Row], run: Run, guard: Guard, limit: int | None = None
+    policy_source: str,
+    policy: Policy,
+    rows: list[Row],
+    run: Run,
+    s7_rows: list[Row],
+    s7_run: Run,
 ) -> dict[str, Any]:
-    """Section 9: the prompt flag swept over the new guard's dev verdicts and section 7."""
+    """Section 9: the prompt flag swept over the new guard's verdicts on dev and on section
+    7's covered rows (``policy``: the guard's own, loaded from ``policy_source``)."""
     prompts = [i for i, r in enumerate(rows) if r.role == "prompt"]
     verdicts = [run.verdicts[i] for i in prompts]
     prompt_rows = [rows[i] for i in prompts]
@@ -769,11 +783,10 @@ def flag_sweep_section(
     def benign_of(source: str) -> list[int]:
         return [i for i, r in enumerate(prompt_rows) if r.source == source and not r.unsafe]
 
-    s7 = per_language_sample(read_rows(MULTILINGUAL_REQUESTS), limit)
-    s7_covered = [r for r in s7 if r.lang in ENCODER_LANGUAGES]
-    s7_verdicts = _check(guard, [r.text for r in s7_covered], "flag sweep: section 7")
-    y7 = np.array([r.unsafe for r in s7_covered], dtype=bool)
-    own = guard.policy.thresholds.prompt.unsafe
+    covered = [i for i, r in enumerate(s7_rows) if r.lang in ENCODER_LANGUAGES]
+    s7_verdicts = [s7_run.verdicts[i] for i in covered]
+    y7 = np.array([s7_rows[i].unsafe for i in covered], dtype=bool)
+    own = policy.thresholds.prompt.unsafe
     out: dict[str, Any] = {
         "policy": policy_source,
         "policy_flag": own.flag_at if own else None,
@@ -781,9 +794,9 @@ def flag_sweep_section(
         "flags": {},
     }
     for flag in FLAG_SWEEP:
-        policy = with_prompt_flag(policy_source, flag)
-        pred = _flagged_at(policy, verdicts)
-        pred7 = _flagged_at(policy, s7_verdicts)
+        swept = with_prompt_flag(policy_source, flag)
+        pred = _flagged_at(swept, verdicts)
+        pred7 = _flagged_at(swept, s7_verdicts)
         out["flags"][str(flag)] = {
             "harmful_requests_f1": metrics(y[requests], pred[requests], score[requests])["f1"],
             "dev_prompts": {k: metrics(y, pred, score)[k] for k in ("f1", "recall", "fpr")},
@@ -973,9 +986,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             n = min(args.speed_prompts, 20) if args.limit else args.speed_prompts
             results["speed"] = speed_section(guards, full_dev, n)
         results["ci_slice"] = ci_figures(full_dev, new)
-        results["multilingual_requests"] = multilingual_section(guards, args.limit)
+        s7_rows, s7_runs = multilingual_runs(guards, args.limit)
+        results["multilingual_requests"] = multilingual_section(s7_rows, s7_runs)
         results["multilingual_refusals"] = multilingual_refusal_section(guards, args.limit)
-        results["flag_sweep"] = flag_sweep_section(args.policy, dev, runs["new"], new, args.limit)
+        results["flag_sweep"] = flag_sweep_section(
+            args.policy, new.policy, dev, runs["new"], s7_rows, s7_runs["new"]
+        )
 
     results["head_sha256"] = head_digest()
     if not args.transfer and (carried := carried_transfer(out_path, results)):
