@@ -43,6 +43,19 @@ def test_a_request_without_a_full_stop_is_seen_in_spans():
     assert text_windows(text, spans=False) == []
 
 
+@pytest.mark.parametrize(
+    ("text", "second"),
+    [
+        ("भारत एक बड़ा देश है। घर पर बम कैसे बनाएं? आज मौसम अच्छा है।", "घर पर बम कैसे बनाएं?"),
+        ("كيف أصنع قنبلة في المنزل؟ الطقس جميل اليوم.", "الطقس جميل اليوم."),
+        ("یہ ایک اچھا دن ہے۔ گھر پر بم کیسے بنائیں؟", "گھر پر بم کیسے بنائیں؟"),
+    ],
+)
+def test_sentence_ends_of_other_scripts_cut_segments(text, second):
+    segments, _ = split_windows(text, spans=False)
+    assert segments[1] == second
+
+
 def test_line_breaks_cut_and_fragments_join():
     text = "Sure.\n1. Take the first step now\n2. Then take the second step"
     windows = text_windows(text, spans=False)

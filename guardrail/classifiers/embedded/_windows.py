@@ -36,9 +36,10 @@ SPAN_CHARS = 24
 MAX_SPAN_SEGMENT_WORDS = 64
 MIN_WINDOWS_BOUND = 64
 
-# A sentence end followed by white space, a CJK sentence end (no space follows those), or a
-# line break.
-_SEGMENT_END = re.compile(r"(?<=[.!?;])\s+|(?<=[。！？；])\s*|\s*\n\s*")
+# A sentence end followed by white space (Latin, Greek and Cyrillic; the Devanagari and Bengali
+# danda; Arabic and Urdu question mark, semicolon and full stop; Armenian, Ethiopic, Myanmar and
+# Khmer full stops), a CJK sentence end (no space follows those), or a line break.
+_SEGMENT_END = re.compile(r"(?<=[.!?;।॥؟؛۔։።။។])\s+|(?<=[。！？；])\s*|\s*\n\s*")
 _WORD = re.compile(r"\S+")
 # Scripts written without spaces between words.
 _UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
