@@ -95,24 +95,33 @@ def test_split_windows_keeps_segments_and_spans_apart():
     assert split_windows(PADDED, spans=False) == (segments, [])
 
 
-def _scored(monkeypatch, segment: float, span: float, role: Role = Role.PROMPT) -> float:
+def _scored(
+    monkeypatch, segment: float, span: float, role: Role = Role.PROMPT, language: str = "en"
+) -> float:
     """The ``unsafe`` score of PADDED when the head gives its whole text 0.1, each of its
-    segments ``segment`` and each of its spans ``span`` (floors: segments 0.6, spans 0.8)."""
+    segments ``segment`` and each of its spans ``span`` (floors: segments 0.6, spans 0.8,
+    segments of texts the outside head scores 0.5). Records which head scored each text."""
     taxonomy = load_policy("default").resolved_taxonomy
-    options = EmbeddedClassifier.Options(window_min_prompt=0.6, span_min_prompt=0.8)
+    options = EmbeddedClassifier.Options(
+        window_min_prompt=0.6, span_min_prompt=0.8, window_min_outside=0.5
+    )
     classifier = EmbeddedClassifier(options, taxonomy=taxonomy)
     segments = split_windows(PADDED, spans=role is Role.PROMPT)[0]
     column = classifier.head.heads.index("unsafe")
 
-    def predict(texts: list[str], is_response: list[bool]) -> np.ndarray:
+    def predict(texts: list[str], is_response: list[bool], *, outside: bool = False) -> np.ndarray:
         probs = np.zeros((len(texts), len(classifier.head.heads)))
         probs[:, column] = [
             0.1 if t == PADDED else segment if t in segments else span for t in texts
         ]
+        heads.extend([outside] * len(texts))
         return probs
 
+    heads: list[bool] = []
     monkeypatch.setattr(classifier, "_predict", predict)
-    return classifier.score([Sample(PADDED, role)])[0].unsafe
+    score = classifier.score([Sample(PADDED, role, None, language)])[0].unsafe
+    assert heads == [language == "vi"] * len(heads)  # one head per text, never both
+    return score
 
 
 def test_segments_and_spans_count_from_their_own_floors(monkeypatch):
@@ -122,3 +131,12 @@ def test_segments_and_spans_count_from_their_own_floors(monkeypatch):
     assert _scored(monkeypatch, segment=0.5, span=0.85) == 0.85
     # An answer's sentences count from window_min_response (0.9), whatever the prompt floors.
     assert _scored(monkeypatch, segment=0.7, span=0.0, role=Role.RESPONSE) == 0.1
+
+
+def test_outside_head_texts_count_segments_from_their_own_floor_and_get_no_spans(monkeypatch):
+    # A prompt in a language outside the encoder: segments count from window_min_outside (0.5).
+    assert _scored(monkeypatch, segment=0.55, span=0.0, language="vi") == 0.55
+    assert _scored(monkeypatch, segment=0.55, span=0.0, language="en") == 0.1
+    assert _scored(monkeypatch, segment=0.0, span=0.95, language="vi") == 0.1  # no spans
+    # Its answers keep the answer floor.
+    assert _scored(monkeypatch, segment=0.7, span=0.0, role=Role.RESPONSE, language="vi") == 0.1

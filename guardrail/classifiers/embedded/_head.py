@@ -16,10 +16,12 @@ import numpy as np
 
 from guardrail.errors import ConfigError
 
-__all__ = ["HEAD_FILE", "META_FILE", "Head", "load_head", "save_head"]
+__all__ = ["HEAD_FILE", "META_FILE", "OUTSIDE", "Head", "load_head", "save_head"]
 
 HEAD_FILE = "embedded_head.npz"
 META_FILE = "embedded_head.json"
+# The outside head (e5 features, for languages USE-m3 lacks) beside it: outside_head.npz / .json.
+OUTSIDE = "outside_head"
 
 
 @dataclass
@@ -66,8 +68,16 @@ def features(embeddings: np.ndarray, is_response: np.ndarray) -> np.ndarray:
     return np.hstack([np.asarray(embeddings, dtype=np.float32), role])
 
 
-def save_head(head: Head, directory: Path) -> None:
-    """Write ``embedded_head.npz`` and ``embedded_head.json`` into ``directory``."""
+def _files(directory: Path, stem: str | None) -> tuple[Path, Path]:
+    if stem is None:
+        return directory / HEAD_FILE, directory / META_FILE
+    return directory / f"{stem}.npz", directory / f"{stem}.json"
+
+
+def save_head(head: Head, directory: Path, stem: str | None = None) -> None:
+    """Write ``embedded_head.npz`` and ``embedded_head.json`` (or ``<stem>.npz`` and
+    ``<stem>.json``) into ``directory``."""
+    npz, meta_path = _files(directory, stem)
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {
         "w1": head.w1.astype(np.float32),
@@ -77,20 +87,20 @@ def save_head(head: Head, directory: Path) -> None:
         "platt": head.platt.astype(np.float32),
     }
     # np.savez_compressed stores no timestamps, so equal weights give equal files.
-    np.savez_compressed(directory / HEAD_FILE, allow_pickle=False, **arrays)
+    np.savez_compressed(npz, allow_pickle=False, **arrays)
     meta = {**head.meta, "heads": list(head.heads)}
-    (directory / META_FILE).write_text(
+    meta_path.write_text(
         json.dumps(meta, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
 
 
-def load_head(directory: Path) -> Head:
-    """Load a head saved by ``save_head``.
+def load_head(directory: Path, stem: str | None = None) -> Head:
+    """Load a head saved by ``save_head`` (with the same ``stem``).
 
     Raises:
         ConfigError: the files are missing or do not fit together.
     """
-    npz, meta_path = directory / HEAD_FILE, directory / META_FILE
+    npz, meta_path = _files(directory, stem)
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         with np.load(npz, allow_pickle=False) as z:

