@@ -65,6 +65,12 @@ Sections (each printed as a table and written under its key in the JSON):
    and instructions (NTREX, XQuAD, Self-Instruct) flagged, and section 7's covered recall / FPR.
    The flag with the best F1 over every dev prompt is named (``best_dev_prompts_f1``): the
    request-only F1 alone ignores the hate sets' hard negatives.
+10. ``outside``: the dev rows and section 7's requests whose language label is outside the
+   encoder's 16, through the new guard and through the same guard with ``outside_head: false``
+   (the main head scoring every language): per data set and language recall, FPR, PR-AUC and the
+   share of verdicts saying ``coverage: outside``; for NTREX and XQuAD (benign) the mean FPR over
+   languages with at least 15 rows, how many are over 2% and the worst. Speed (section 5) also
+   times that guard (``new_main_only``), so the windows' cost and the outside head's are apart.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -126,6 +132,7 @@ MULTILINGUAL_REQUESTS = Path(__file__).resolve().parent / "data" / "requests_mul
 MULTILINGUAL_REFUSALS = Path(__file__).resolve().parent / "data" / "refusals_multilingual.jsonl"
 OLD_REV = "a1f6aba"
 HEAD_PATH = "guardrail/classifiers/embedded/data/embedded_head"
+OUTSIDE_HEAD_PATH = "guardrail/classifiers/embedded/data/outside_head"
 COLUMNS = ("precision", "recall", "f1", "fpr", "pr_auc")
 SHORT = ("recall", "f1", "fpr")
 TARGETS = {
@@ -230,7 +237,8 @@ def old_guard(policy_name: str, head_dir: Path, rev: str, tmp: Path) -> tuple[Gu
         spec = policy.classifier
         if spec.name != "embedded":
             fail(f"policy {policy_name!r} uses {spec.name!r}, not the embedded classifier")
-        options = {**spec.options, "head_dir": str(head_dir)}
+        # The old head has no outside head beside it: the main head scores every language.
+        options = {**spec.options, "head_dir": str(head_dir), "outside_head": False}
         policy = policy.model_copy(
             update={"classifier": spec.model_copy(update={"options": options})}
         )
@@ -541,6 +549,7 @@ def speed_section(
     singles = texts["short"][:n_single]
     latencies: dict[str, list[float]] = {side: [] for side in guards}
     rates: dict[str, list[float]] = {side: [] for side in guards}
+    outside: dict[str, float] = {}
     total = sum(len(v) for v in texts.values())
     for _ in tqdm(range(rounds), desc="speed rounds", unit="round"):
         for side, guard in guards.items():
@@ -551,9 +560,10 @@ def speed_section(
                 latencies[side].append(time.perf_counter() - start)
             clear_encoder_cache(guard)
             start = time.perf_counter()
-            guard.check_many(texts["short"] + texts["long"])
-            guard.check_many(texts["responses"], Role.RESPONSE)
+            verdicts = guard.check_many(texts["short"] + texts["long"])
+            verdicts += guard.check_many(texts["responses"], Role.RESPONSE)
             rates[side].append(total / (time.perf_counter() - start))
+            outside[side] = float(np.mean([v.coverage == "outside" for v in verdicts]))
     out: dict[str, Any] = {
         "single_prompt": "in-process Guard.check_prompt, one call per prompt (no CLI start-up)",
         "texts": {k: len(v) for k, v in texts.items()},
@@ -566,11 +576,17 @@ def speed_section(
         out[side] = {
             "check_p50_ms": 1000 * statistics.median(latencies[side]),
             "check_many_texts_per_s": statistics.median(rates[side]),
+            "outside_share": outside[side],  # texts whose verdict says coverage: outside
         }
     if "old" in guards and "new" in guards:
         out["p50_ratio_new_over_old"] = out["new"]["check_p50_ms"] / out["old"]["check_p50_ms"]
         out["throughput_ratio_new_over_old"] = (
             out["new"]["check_many_texts_per_s"] / out["old"]["check_many_texts_per_s"]
+        )
+    if "old" in guards and "new_main_only" in guards:
+        # The windows' cost alone (the issue's 2x limit): the new head without its outside head.
+        out["throughput_ratio_main_only_over_old"] = (
+            out["new_main_only"]["check_many_texts_per_s"] / out["old"]["check_many_texts_per_s"]
         )
     return out
 
@@ -732,6 +748,77 @@ def multilingual_refusal_section(
     return out
 
 
+# -- section 10: languages outside the encoder ---------------------------------------------
+
+OUTSIDE_MIN_ROWS = 15  # a language's benign rows needed for its own false-positive line
+
+
+def main_head_only(guard: Guard) -> Guard:
+    """The same policy with the embedded classifier's outside head off (the main head scores
+    every language, as before the outside head)."""
+    spec = guard.policy.classifier
+    options = {**spec.options, "outside_head": False}
+    policy = guard.policy.model_copy(
+        update={"classifier": spec.model_copy(update={"options": options})}
+    )
+    return Guard(policy)
+
+
+def outside_section(
+    dev: list[Row],
+    run: Run,
+    s7_rows: list[Row],
+    s7_run: Run,
+    main_only: Guard,
+) -> dict[str, Any]:
+    """Dev rows and section 7's requests whose language label is outside the encoder's 16,
+    through the new guard (outside head) and the same guard without it (``main head only``):
+    per data set and language, and for benign sets the worst language's false-positive rate."""
+    idx = [i for i, r in enumerate(dev) if (r.lang or "und") not in ENCODER_LANGUAGES]
+    s7_idx = [i for i, r in enumerate(s7_rows) if r.lang not in ENCODER_LANGUAGES]
+    rows = [dev[i] for i in idx] + [s7_rows[i] for i in s7_idx]
+    # "old" here is the new guard without its outside head, "new" the new guard as shipped.
+    sides = {
+        "old": Run.of(run_guards({"m": main_only}, rows, "outside rows (main head only)")["m"]),
+        "new": Run.of([run.verdicts[i] for i in idx] + [s7_run.verdicts[i] for i in s7_idx]),
+    }
+    y = np.array([r.unsafe for r in rows], dtype=bool)
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(f"{r.source}/{r.lang}", []).append(i)
+    out: dict[str, Any] = {
+        "sides": {"old": "new head, outside_head: false", "new": "new head with its outside head"},
+        "groups": {},
+        "benign_worst": {},
+    }
+    for side, side_run in sides.items():
+        said = np.array([v.coverage == "outside" for v in side_run.verdicts])
+        for name, ix in sorted(groups.items()):
+            if len(ix) < OUTSIDE_MIN_ROWS:
+                continue
+            m = np.array(ix)
+            out["groups"].setdefault(name, {})[side] = {
+                **metrics(y[m], side_run.pred[m], side_run.score[m]),
+                "said_outside": float(said[m].mean()),
+            }
+        for source in ("ntrex", "xquad"):
+            rates = {
+                name.split("/", 1)[1]: line[side]["fpr"]
+                for name, line in out["groups"].items()
+                if name.startswith(f"{source}/") and line[side]["n"] >= OUTSIDE_MIN_ROWS
+            }
+            if rates:
+                worst = max(rates, key=lambda k: rates[k])
+                out["benign_worst"].setdefault(source, {})[side] = {
+                    "languages": len(rates),
+                    "mean_fpr": float(np.mean(list(rates.values()))),
+                    "over_2pct": sum(v > 0.02 for v in rates.values()),
+                    "worst": worst,
+                    "worst_fpr": rates[worst],
+                }
+    return out
+
+
 # -- summary, CI slice, main -----------------------------------------------------------------
 
 
@@ -855,17 +942,16 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def head_digest() -> str:
-    """The first 16 hex digits of the SHA-256 of the shipped head's files (npz, then json)."""
-    digest = hashlib.sha256()
-    for suffix in (".npz", ".json"):
-        digest.update((ROOT / f"{HEAD_PATH}{suffix}").read_bytes())
-    return digest.hexdigest()[:16]
+def head_digest(path: str = HEAD_PATH) -> str:
+    """The first 16 hex digits of the SHA-256 of a shipped head's weights (``.npz``; its JSON
+    holds metadata only, such as the training options of the other head)."""
+    return hashlib.sha256((ROOT / f"{path}.npz").read_bytes()).hexdigest()[:16]
 
 
 def carried_transfer(path: Path, results: dict[str, Any]) -> tuple[Any, Any] | None:
     """The transfer tables of an earlier run written at ``path`` (45 min of retraining), when it
-    measured the same head (``head_sha256``) on the same data (the CI slice's ids hash), with
+    measured the same main head (``head_sha256``: its weights; the outside head plays no part in
+    the transfer tables) on the same data (the CI slice's ids hash), with
     where they came from; None otherwise."""
     try:
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -984,7 +1070,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["issue_table"] = issue_table(guards, results["padding"])
         if not args.no_speed:
             n = min(args.speed_prompts, 20) if args.limit else args.speed_prompts
-            results["speed"] = speed_section(guards, full_dev, n)
+            speed_guards = {**guards, "new_main_only": main_head_only(new)}
+            results["speed"] = speed_section(speed_guards, full_dev, n)
         results["ci_slice"] = ci_figures(full_dev, new)
         s7_rows, s7_runs = multilingual_runs(guards, args.limit)
         results["multilingual_requests"] = multilingual_section(s7_rows, s7_runs)
@@ -992,8 +1079,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["flag_sweep"] = flag_sweep_section(
             args.policy, new.policy, dev, runs["new"], s7_rows, s7_runs["new"]
         )
+        results["outside"] = outside_section(
+            dev, runs["new"], s7_rows, s7_runs["new"], main_head_only(new)
+        )
 
     results["head_sha256"] = head_digest()
+    results["outside_head_sha256"] = head_digest(OUTSIDE_HEAD_PATH)
     if not args.transfer and (carried := carried_transfer(out_path, results)):
         results["transfer"], results["transfer_carried_from"] = carried
         print(f"transfer tables carried over from {out_path} (same head, same data)")
@@ -1117,13 +1208,19 @@ def report(results: dict[str, Any]) -> None:
     if "speed" in results:
         s = results["speed"]
         print("\n## 5. Speed (" + s["single_prompt"] + f"; check_many on {s['texts']})")
-        for side in ("old", "new"):
-            print(
-                f"{side:4} p50 {s[side]['check_p50_ms']:8.1f} ms   check_many {s[side]['check_many_texts_per_s']:8.1f} texts/s"
-            )
+        for side in ("old", "new", "new_main_only"):
+            if side in s:
+                print(
+                    f"{side:13} p50 {s[side]['check_p50_ms']:8.1f} ms   check_many {s[side]['check_many_texts_per_s']:8.1f} texts/s"
+                    f"   ({s[side]['outside_share']:.1%} of the texts coverage: outside)"
+                )
         print(
             f"new/old: p50 x{s['p50_ratio_new_over_old']:.2f}, throughput x{s['throughput_ratio_new_over_old']:.2f} (>= 0.5)"
         )
+        if "throughput_ratio_main_only_over_old" in s:
+            print(
+                f"new without its outside head / old: throughput x{s['throughput_ratio_main_only_over_old']:.2f}"
+            )
     print_issue_table(results["issue_table"])
     if "multilingual_requests" in results:
         ml = ("recall", "fpr", "pr_auc", "said_outside")
@@ -1141,6 +1238,19 @@ def report(results: dict[str, Any]) -> None:
         )
     if "flag_sweep" in results:
         print_flag_sweep(results["flag_sweep"])
+    if "outside" in results:
+        oc = ("recall", "fpr", "pr_auc", "said_outside")
+        print_table(
+            "10. Languages outside the encoder (dev rows and section 7): old = the new head with outside_head: false, new = with its outside head",
+            side_by_side(results["outside"]["groups"], oc),
+            paired_columns(oc),
+        )
+        for source, line in results["outside"]["benign_worst"].items():
+            for side, w in line.items():
+                print(
+                    f"{source} ({results['outside']['sides'][side]}): {w['languages']} languages, mean FPR {w['mean_fpr']:.3f}, "
+                    f"{w['over_2pct']} over 2%, worst {w['worst']} {w['worst_fpr']:.3f}"
+                )
     ci = results["ci_slice"]
     print(
         f"\n## CI slice (new head): n={ci['n']} f1={ci['f1']:.3f} fpr={ci['fpr']:.3f} ids {ci['ids_hash']}"

@@ -1,4 +1,5 @@
-"""The threshold sweeps of benchmarks/accuracy.py (sections 4 and 9): how thresholds are chosen."""
+"""The threshold sweeps of benchmarks/accuracy.py (sections 4 and 9): how thresholds are chosen;
+section 10's comparison of the guard with and without its outside head."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from _accuracy_lolo import SWEEP_THRESHOLDS, threshold_sweep  # noqa: E402
-from accuracy import _flagged_at, with_prompt_flag  # noqa: E402
+from accuracy import OUTSIDE_MIN_ROWS, _flagged_at, with_prompt_flag  # noqa: E402
 
-from guardrail import load_policy  # noqa: E402
+from guardrail import Guard, load_policy  # noqa: E402
+from guardrail._data import Row  # noqa: E402
 from guardrail.engine import evaluate  # noqa: E402
 from guardrail.types import Action, Role, ScoreSet  # noqa: E402
 
@@ -64,3 +66,37 @@ def test_a_verdict_is_re_decided_at_the_swept_flag():
     assert verdict.action is Action.ALLOW
     assert _flagged_at(with_prompt_flag("default", 0.35), [verdict]).tolist() == [True]
     assert _flagged_at(with_prompt_flag("default", 0.4), [verdict]).tolist() == [False]
+
+
+def _row(i: int, lang: str, unsafe: bool, source: str) -> Row:
+    return Row(f"{source}:{i}", f"text {i} {lang}", "prompt", None, lang, unsafe, (), source)
+
+
+def test_outside_section_compares_the_guard_with_and_without_its_outside_head():
+    """Section 10 keeps outside-language rows only, runs the main head alone on them, and gives
+    benign sets' worst language; the new side reuses the verdicts it is given."""
+    from accuracy import Run, main_head_only, outside_section
+
+    guard = Guard.from_policy("default")
+    dev = [_row(i, "vi", False, "ntrex") for i in range(OUTSIDE_MIN_ROWS)]
+    dev += [_row(100 + i, "en", False, "ntrex") for i in range(3)]  # covered: left out
+    s7 = [_row(200 + i, "hi", i % 2 == 0, "requests_multilingual") for i in range(OUTSIDE_MIN_ROWS)]
+    # Verdicts that flag every row, so the new side's figures are what it was given.
+    flagged = ScoreSet(unsafe=0.9, categories={}, classifier="embedded", version="test")
+    verdict = evaluate(guard.policy, flagged, role=Role.PROMPT)
+    out = outside_section(
+        dev, Run.of([verdict] * len(dev)), s7, Run.of([verdict] * len(s7)), main_head_only(guard)
+    )
+    assert set(out["groups"]) == {"ntrex/vi", "requests_multilingual/hi"}
+    assert out["groups"]["ntrex/vi"]["new"]["fpr"] == 1.0
+    assert out["groups"]["requests_multilingual/hi"]["new"]["recall"] == 1.0
+    assert out["benign_worst"]["ntrex"]["new"] == {
+        "languages": 1,
+        "mean_fpr": 1.0,
+        "over_2pct": 1,
+        "worst": "vi",
+        "worst_fpr": 1.0,
+    }
+    # The main head alone scored the rows itself ("text 3 vi" is no harmful request).
+    assert out["groups"]["ntrex/vi"]["old"]["fpr"] < 1.0
+    assert "outside_head: false" in out["sides"]["old"]
