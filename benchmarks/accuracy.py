@@ -229,20 +229,24 @@ def extract_old_head(rev: str, into: Path) -> Path:
     return into
 
 
+def with_classifier_options(policy: Policy, **options: Any) -> Policy:
+    """``policy`` with ``options`` set on its classifier (the others kept)."""
+    spec = policy.classifier
+    merged = {**spec.options, **options}
+    return policy.model_copy(update={"classifier": spec.model_copy(update={"options": merged})})
+
+
 def old_guard(policy_name: str, head_dir: Path, rev: str, tmp: Path) -> tuple[Guard, str]:
     """The policy with the embedded classifier reading the old head; falls back to the old
     revision's own policy file when the working tree's policy refuses the old head."""
 
     def build(policy: Any) -> Guard:
-        spec = policy.classifier
-        if spec.name != "embedded":
-            fail(f"policy {policy_name!r} uses {spec.name!r}, not the embedded classifier")
+        if policy.classifier.name != "embedded":
+            fail(
+                f"policy {policy_name!r} uses {policy.classifier.name!r}, not the embedded classifier"
+            )
         # The old head has no outside head beside it: the main head scores every language.
-        options = {**spec.options, "head_dir": str(head_dir), "outside_head": False}
-        policy = policy.model_copy(
-            update={"classifier": spec.model_copy(update={"options": options})}
-        )
-        guard = Guard(policy)
+        guard = Guard(with_classifier_options(policy, head_dir=str(head_dir), outside_head=False))
         guard.warm_up()
         guard.check_prompt("warm-up")
         return guard
@@ -756,12 +760,7 @@ OUTSIDE_MIN_ROWS = 15  # a language's benign rows needed for its own false-posit
 def main_head_only(guard: Guard) -> Guard:
     """The same policy with the embedded classifier's outside head off (the main head scores
     every language, as before the outside head)."""
-    spec = guard.policy.classifier
-    options = {**spec.options, "outside_head": False}
-    policy = guard.policy.model_copy(
-        update={"classifier": spec.model_copy(update={"options": options})}
-    )
-    return Guard(policy)
+    return Guard(with_classifier_options(guard.policy, outside_head=False))
 
 
 def outside_section(
@@ -1043,6 +1042,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         new.warm_up()
         old, old_policy_source = old_guard(args.policy, head_dir, args.old_rev, tmp)
         guards = {"old": old, "new": new}
+        main_only = main_head_only(new)  # section 5 times it, section 10 scores with it
         runs = {side: Run.of(v) for side, v in run_guards(guards, dev, "dev (old + new)").items()}
         version = {
             side: (r.verdicts[0].scores.version if r.verdicts else None) for side, r in runs.items()
@@ -1070,7 +1070,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["issue_table"] = issue_table(guards, results["padding"])
         if not args.no_speed:
             n = min(args.speed_prompts, 20) if args.limit else args.speed_prompts
-            speed_guards = {**guards, "new_main_only": main_head_only(new)}
+            speed_guards = {**guards, "new_main_only": main_only}
             results["speed"] = speed_section(speed_guards, full_dev, n)
         results["ci_slice"] = ci_figures(full_dev, new)
         s7_rows, s7_runs = multilingual_runs(guards, args.limit)
@@ -1079,9 +1079,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["flag_sweep"] = flag_sweep_section(
             args.policy, new.policy, dev, runs["new"], s7_rows, s7_runs["new"]
         )
-        results["outside"] = outside_section(
-            dev, runs["new"], s7_rows, s7_runs["new"], main_head_only(new)
-        )
+        results["outside"] = outside_section(dev, runs["new"], s7_rows, s7_runs["new"], main_only)
 
     results["head_sha256"] = head_digest()
     results["outside_head_sha256"] = head_digest(OUTSIDE_HEAD_PATH)
