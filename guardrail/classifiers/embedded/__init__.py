@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardrail.classifiers.embedded._e5 import get_e5_encoder
 from guardrail.classifiers.embedded._embedding import get_text_encoder
 from guardrail.classifiers.embedded._encoder import Backend
-from guardrail.classifiers.embedded._head import OUTSIDE, Head, features, load_head
+from guardrail.classifiers.embedded._head import MAIN, OUTSIDE, Head, features, load_head
 from guardrail.classifiers.embedded._windows import split_windows
 from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
@@ -51,7 +51,7 @@ ENCODER_LANGUAGES = frozenset(
 )
 
 _heads_lock = threading.Lock()
-_heads: dict[tuple[Path, str | None], Head] = {}
+_heads: dict[tuple[Path, str], Head] = {}
 
 
 def default_head_dir() -> Path:
@@ -59,7 +59,7 @@ def default_head_dir() -> Path:
     return Path(str(resources.files("guardrail.classifiers.embedded") / "data"))
 
 
-def _cached_head(directory: Path, stem: str | None = None) -> Head:
+def _cached_head(directory: Path, stem: str = MAIN) -> Head:
     key = (directory.resolve(), stem)
     with _heads_lock:
         if key not in _heads:

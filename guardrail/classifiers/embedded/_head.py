@@ -16,12 +16,14 @@ import numpy as np
 
 from guardrail.errors import ConfigError
 
-__all__ = ["HEAD_FILE", "META_FILE", "OUTSIDE", "Head", "load_head", "save_head"]
+__all__ = ["HEAD_FILE", "MAIN", "META_FILE", "OUTSIDE", "Head", "load_head", "save_head"]
 
-HEAD_FILE = "embedded_head.npz"
-META_FILE = "embedded_head.json"
-# The outside head (e5 features, for languages USE-m3 lacks) beside it: outside_head.npz / .json.
+# A head is two files, <stem>.npz (weights) and <stem>.json (metadata): the main head's stem,
+# and the outside head's (e5 features, for languages USE-m3 lacks) beside it.
+MAIN = "embedded_head"
 OUTSIDE = "outside_head"
+HEAD_FILE = f"{MAIN}.npz"
+META_FILE = f"{MAIN}.json"
 
 
 @dataclass
@@ -68,16 +70,9 @@ def features(embeddings: np.ndarray, is_response: np.ndarray) -> np.ndarray:
     return np.hstack([np.asarray(embeddings, dtype=np.float32), role])
 
 
-def _files(directory: Path, stem: str | None) -> tuple[Path, Path]:
-    if stem is None:
-        return directory / HEAD_FILE, directory / META_FILE
-    return directory / f"{stem}.npz", directory / f"{stem}.json"
-
-
-def save_head(head: Head, directory: Path, stem: str | None = None) -> None:
-    """Write ``embedded_head.npz`` and ``embedded_head.json`` (or ``<stem>.npz`` and
-    ``<stem>.json``) into ``directory``."""
-    npz, meta_path = _files(directory, stem)
+def save_head(head: Head, directory: Path, stem: str = MAIN) -> None:
+    """Write ``<stem>.npz`` and ``<stem>.json`` (``embedded_head.*``) into ``directory``."""
+    npz, meta_path = directory / f"{stem}.npz", directory / f"{stem}.json"
     directory.mkdir(parents=True, exist_ok=True)
     arrays = {
         "w1": head.w1.astype(np.float32),
@@ -94,13 +89,13 @@ def save_head(head: Head, directory: Path, stem: str | None = None) -> None:
     )
 
 
-def load_head(directory: Path, stem: str | None = None) -> Head:
+def load_head(directory: Path, stem: str = MAIN) -> Head:
     """Load a head saved by ``save_head`` (with the same ``stem``).
 
     Raises:
         ConfigError: the files are missing or do not fit together.
     """
-    npz, meta_path = _files(directory, stem)
+    npz, meta_path = directory / f"{stem}.npz", directory / f"{stem}.json"
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         with np.load(npz, allow_pickle=False) as z:
