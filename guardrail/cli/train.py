@@ -37,9 +37,11 @@ from guardrail.errors import GuardrailError
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def train(data_dir: Path, out_dir: Path, cache_dir: Path, seed: int, quiet: bool) -> None:
-    """Train the embedded classifier's head on the train split of --data.
+    """Train the embedded classifier's heads on the train split of --data.
 
-    The dev split is never used. With the defaults this rebuilds the shipped head
+    The main head (USE-m3 features), the outside head (multilingual-e5-small features, for
+    languages USE-m3 lacks) and the injection head (a prompt's segments read against the whole
+    text). The dev split is never used. With the defaults this rebuilds the shipped heads
     (guardrail/classifiers/embedded/data) number for number.
     """
     from dataclasses import replace
@@ -61,4 +63,7 @@ def train(data_dir: Path, out_dir: Path, cache_dir: Path, seed: int, quiet: bool
         fail(str(e))
         return
     rows = head.meta.get("train_rows", 0)
-    click.echo(f"trained {len(head.heads)} heads on {rows} rows; wrote {out_dir}")
+    click.echo(
+        f"trained the main head ({len(head.heads)} outputs) on {rows} rows, the outside head "
+        f"and the injection head; wrote {out_dir}"
+    )

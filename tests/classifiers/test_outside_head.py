@@ -115,7 +115,9 @@ def test_head_dir_without_outside_head_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="outside_head: false"):
         EmbeddedClassifier(EmbeddedClassifier.Options(head_dir=str(tmp_path)), taxonomy=TAXONOMY)
     # Without it the main head scores every language, as before the outside head.
-    options = EmbeddedClassifier.Options(head_dir=str(tmp_path), outside_head=False)
+    options = EmbeddedClassifier.Options(
+        head_dir=str(tmp_path), outside_head=False, injection_head=False
+    )
     score = EmbeddedClassifier(options, taxonomy=TAXONOMY).score(
         [Sample(HARMFUL["vi"], Role.PROMPT, None, "vi")]
     )[0]
@@ -129,7 +131,7 @@ def test_outside_head_with_other_outputs_is_a_config_error(tmp_path):
     (tmp_path / f"{OUTSIDE}.json").write_text(
         meta.replace('"refusal"', '"refusing"'), encoding="utf-8"
     )
-    with pytest.raises(ConfigError, match="retrain both"):
+    with pytest.raises(ConfigError, match="should score .*retrain"):
         EmbeddedClassifier(EmbeddedClassifier.Options(head_dir=str(tmp_path)), taxonomy=TAXONOMY)
 
 

