@@ -368,8 +368,8 @@ class EmbeddedClassifier:
             notes.append(f"highest unsafe score in window {top} of {len(probs) - 1}")
         if planted is not None and planted[1] >= 0.5:
             notes.append(
-                f"prompt_injection {planted[1]:.2f}: window {planted[0]} reads as an instruction "
-                "planted in the text around it (injection head)"
+                f"prompt_injection {planted[1]:.2f}: window {planted[0]} of {len(probs) - 1} "
+                "reads as an instruction planted in the text around it (injection head)"
             )
         coverage = _coverage(lang)
         if coverage == "outside":
