@@ -206,9 +206,10 @@ class EmbeddedClassifier:
             description=(
                 "When the injection head reads a prompt's segments, the main head's whole-text "
                 "prompt_injection score counts only from this value: on a document it says "
-                "'document-like' more than 'attacked' (at 0.7 it flagged 13% of BIPIA's clean "
-                "documents, 1.6% with 0.95; direct injections of several sentences score "
-                "0.96-0.99 and still count; see the model card)."
+                "'document-like' more than 'attacked' (without the injection head 13.5% of "
+                "BIPIA's clean dev documents reached the 0.7 flag, 2.7% with it and this floor; "
+                "direct injections of several sentences score 0.96-0.99 and still count; see "
+                "the model card)."
             ),
         )
         window_min_outside: float = Field(
