@@ -26,13 +26,12 @@ Training rows (``context_rows``, the train split only):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from guardrail._data import Row
+from guardrail._data import Row, split_key
 from guardrail.classifiers.embedded._windows import split_windows
 
 __all__ = [
@@ -89,7 +88,6 @@ DOCUMENT_REQUESTS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_BIPIA_COPY = re.compile(r":(clean|end|start)(:.*)?$")
 _PADDED_PER_LANGUAGE = 300
 _PARAGRAPHS_PER_LANGUAGE = 20
 _PARAGRAPH_SENTENCES = 5
@@ -148,11 +146,12 @@ def context_rows(rows: Sequence[Row], seed: int = 0) -> ContextRows:
         return f"{line}\n{text}" if rng.random() < 0.5 else f"{text}\n{line}"
 
     bipia = [r for r in rows if r.source == "bipia"]
-    clean = {_BIPIA_COPY.sub("", r.id): r for r in bipia if not r.unsafe}
+    # A document's clean and attacked copies share their split key.
+    clean = {split_key(r): r for r in bipia if not r.unsafe}
     clean_segments = {k: set(document_segments(r.text)) for k, r in clean.items()}
     attacks: set[str] = {r.text for r in rows if r.source == "pi_seed" and r.unsafe}
     for r in bipia:
-        key = _BIPIA_COPY.sub("", r.id)
+        key = split_key(r)
         if r.unsafe:
             segs = document_segments(r.text)
             planted = {s for s in segs if s not in clean_segments.get(key, set())}

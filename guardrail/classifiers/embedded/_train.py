@@ -299,13 +299,19 @@ def _bce(z: np.ndarray, y: np.ndarray) -> float:
     return float((np.logaddexp(0.0, z) - y * z).mean())
 
 
-def _embed_rows(
-    rows: Sequence[Row], cache_dir: Path, progress: bool, encoder: Encoder | None = None
+def _embed_texts(
+    texts: Sequence[str], cache_dir: Path, progress: bool, encoder: Encoder | None = None
 ) -> np.ndarray:
     # float32 numpy: training embeddings, and so the shipped head, do not depend on the CPU.
     encoder = encoder or get_text_encoder("numpy")
     cache = EmbeddingCache(cache_dir / f"{encoder_tag(encoder)}.npz", encoder)
-    emb = cache.embed([r.text for r in rows], progress=progress)
+    return cache.embed(list(texts), progress=progress)
+
+
+def _embed_rows(
+    rows: Sequence[Row], cache_dir: Path, progress: bool, encoder: Encoder | None = None
+) -> np.ndarray:
+    emb = _embed_texts([r.text for r in rows], cache_dir, progress, encoder)
     return features(emb, np.array([r.role == "response" for r in rows]))
 
 
@@ -375,9 +381,8 @@ def fit_injection_head(
     hidden units, one output (``prompt_injection``); a document and its copies (or one prompt)
     go to the calibration share together."""
     ctx = context_rows(rows, config.seed)
-    encoder = get_text_encoder("numpy")
-    cache = EmbeddingCache(cache_dir / f"{encoder_tag(encoder)}.npz", encoder)
-    emb = cache.embed([*ctx.documents, *(s for s, _, _, _ in ctx.segments)], progress=progress)
+    texts = [*ctx.documents, *(s for s, _, _, _ in ctx.segments)]
+    emb = _embed_texts(texts, cache_dir, progress)
     documents, segments = emb[: len(ctx.documents)], emb[len(ctx.documents) :]
     owner = np.array([j for _, j, _, _ in ctx.segments])
     x = features(context_features(segments, documents[owner]), np.zeros(len(owner), dtype=bool))
