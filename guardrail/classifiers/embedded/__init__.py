@@ -341,7 +341,8 @@ class EmbeddedClassifier:
         return probs, embeddings
 
     def _embed(self, texts: list[str], *, outside: bool) -> np.ndarray:
-        encoder = get_e5_encoder() if outside else get_text_encoder(self.options.encoder_backend)
+        backend = self.options.encoder_backend
+        encoder = get_e5_encoder(backend) if outside else get_text_encoder(backend)
         size = self.options.batch_size
         return np.vstack([encoder.embed(texts[i : i + size]) for i in range(0, len(texts), size)])
 

