@@ -57,7 +57,9 @@ def test_e5_embeddings_are_unit_vectors_and_batch_independent():
     batch = encoder.embed(texts)
     assert batch.shape == (3, E5_DIM) and batch.dtype == np.float32
     assert np.allclose(np.linalg.norm(batch[:2], axis=1), 1.0, atol=1e-3)
-    assert np.array_equal(encoder.embed(texts[:1])[0], batch[0])
+    # alone or in a batch: the same up to float rounding (the torch path pads texts of similar
+    # length into one batch)
+    assert float(encoder.embed(texts[:1])[0] @ batch[0]) > 0.9999
     assert encoder.embed([]).shape == (0, E5_DIM)
 
 

