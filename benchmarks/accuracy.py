@@ -39,7 +39,10 @@ Sections (each printed as a table and written under its key in the JSON):
 5. ``speed``: in-process ``Guard.check_prompt`` p50 over single prompts (what ``guardrail check``
    does after start-up; the encoder's embedding cache is emptied before every timed call) and ``check_many`` throughput on mixed texts (short prompts, long
    multi-sentence texts, responses), old and new in alternating rounds; the issue allows the new
-   one at most 2x slower (throughput ratio >= 0.5).
+   one at most 2x slower (throughput ratio >= 0.5). Also timed: the new guard without its
+   outside head (the windows' cost alone) and, where the default encoder backend here is torch,
+   old and new with ``encoder_backend: numpy`` (both encoders in float32 numpy: an install
+   without torch).
 6. ``issue_table``: the eleven inputs of the issue's table, old and new verdict and score.
 7. ``multilingual_requests``: ``benchmarks/data/requests_multilingual.jsonl``, 128 requests
    written for the project (64 harmful across the taxonomy, 64 benign: look-alikes such as "How
@@ -85,6 +88,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -119,6 +123,7 @@ from guardrail import Guard, load_policy
 from guardrail._data import Row, ci_slice, load_rows, read_rows, split_rows
 from guardrail._resources import read_yaml, resource_path
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES
+from guardrail.classifiers.embedded._encoder import BACKEND_ENV, resolve_backend
 from guardrail.classifiers.embedded._train import training_rows
 from guardrail.engine import evaluate
 from guardrail.errors import ConfigError
@@ -543,6 +548,20 @@ def speed_texts(rows: list[Row], n_short: int, n_long: int, n_resp: int) -> dict
     return {"short": short, "long": contexts + paragraphs, "responses": responses}
 
 
+def numpy_guards(guards: dict[str, Guard]) -> dict[str, Guard]:
+    """``old_numpy`` / ``new_numpy``: the same guards with ``encoder_backend: numpy`` (both
+    encoders float32 numpy, as without torch), when the default backend here is torch; else
+    none (the guards already run numpy)."""
+    if resolve_backend(os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto") == "numpy":
+        return {}
+    return {
+        f"{side}_numpy": Guard(
+            with_classifier_options(guards[side].policy, encoder_backend="numpy")
+        )
+        for side in ("old", "new")
+    }
+
+
 def speed_section(
     guards: dict[str, Guard], rows: list[Row], n_single: int, rounds: int = 3
 ) -> dict[str, Any]:
@@ -586,6 +605,11 @@ def speed_section(
         out["p50_ratio_new_over_old"] = out["new"]["check_p50_ms"] / out["old"]["check_p50_ms"]
         out["throughput_ratio_new_over_old"] = (
             out["new"]["check_many_texts_per_s"] / out["old"]["check_many_texts_per_s"]
+        )
+    if "old_numpy" in guards and "new_numpy" in guards:
+        # Both encoders in float32 numpy: what an install without torch gets.
+        out["throughput_ratio_numpy_new_over_old"] = (
+            out["new_numpy"]["check_many_texts_per_s"] / out["old_numpy"]["check_many_texts_per_s"]
         )
     if "old" in guards and "new_main_only" in guards:
         # The windows' cost alone (the issue's 2x limit): the new head without its outside head.
@@ -1155,7 +1179,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["issue_table"] = issue_table(guards, results["padding"])
         if not args.no_speed:
             n = min(args.speed_prompts, 20) if args.limit else args.speed_prompts
-            speed_guards = {**guards, "new_main_only": main_only}
+            speed_guards = {**guards, "new_main_only": main_only, **numpy_guards(guards)}
             results["speed"] = speed_section(speed_guards, full_dev, n)
         results["ci_slice"] = ci_figures(full_dev, new)
         s7_rows, s7_runs = multilingual_runs(guards, args.limit)
@@ -1295,7 +1319,7 @@ def report(results: dict[str, Any]) -> None:
     if "speed" in results:
         s = results["speed"]
         print("\n## 5. Speed (" + s["single_prompt"] + f"; check_many on {s['texts']})")
-        for side in ("old", "new", "new_main_only"):
+        for side in ("old", "new", "new_main_only", "old_numpy", "new_numpy"):
             if side in s:
                 print(
                     f"{side:13} p50 {s[side]['check_p50_ms']:8.1f} ms   check_many {s[side]['check_many_texts_per_s']:8.1f} texts/s"
@@ -1307,6 +1331,10 @@ def report(results: dict[str, Any]) -> None:
         if "throughput_ratio_main_only_over_old" in s:
             print(
                 f"new without its outside head / old: throughput x{s['throughput_ratio_main_only_over_old']:.2f}"
+            )
+        if "throughput_ratio_numpy_new_over_old" in s:
+            print(
+                f"both in numpy (encoder_backend: numpy, as without torch): throughput x{s['throughput_ratio_numpy_new_over_old']:.2f}"
             )
     print_issue_table(results["issue_table"])
     if "multilingual_requests" in results:
