@@ -88,15 +88,18 @@ class E5Tokenizer:
         norm: dict[int, str],
     ) -> None:
         self.bos, self.eos, self.pad, self.unk = specials
-        self._ids: dict[str, int] = {}
-        for i, piece in enumerate(pieces):  # the first id of a piece wins, as in the engine
-            if piece and i != self.unk:
-                self._ids.setdefault(piece, i)
+        # the first id of a piece wins, as in the engine (dict() keeps the last: fed reversed)
+        n = len(pieces)
+        self._ids = dict(zip(reversed(pieces), range(n - 1, -1, -1), strict=True))
+        self._ids.pop("", None)
+        if self._ids.get(pieces[self.unk]) == self.unk:  # the engine never matches <unk>
+            del self._ids[pieces[self.unk]]
         self._scores = scores.astype(np.float64).tolist()
         self._unk_score = float(np.float32(scores.min()) - np.float32(10.0))
-        self._max_chars = max(len(p) for p in pieces)
+        self._max_chars = max(map(len, pieces))
         self._norm = norm
-        if any(_META in p[1:] for p in pieces):  # the word split below would not be exact
+        # the word split below is exact only if the marker starts the pieces that have it
+        if sum(p.count(_META) for p in pieces) != sum(p.startswith(_META) for p in pieces):
             raise ValueError("e5 vocabulary has the metaspace marker inside a piece")
         self._word = functools.lru_cache(maxsize=1 << 16)(self._viterbi)
 
@@ -423,7 +426,12 @@ def load_model(path: str | None = None) -> E5Model:
     off += 4 * n_pieces
     blob = buf[off : off + bloblen]
     off += bloblen
-    pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
+    # one decode for the whole blob; a piece's character offset is the number of UTF-8 lead
+    # bytes before its byte offset
+    raw_blob = np.frombuffer(blob, dtype=np.uint8)
+    chars = np.concatenate([[0], np.cumsum((raw_blob & 0xC0) != 0x80)])[offs].tolist()
+    text = blob.decode("utf-8")
+    pieces = [text[a:b] for a, b in itertools.pairwise(chars)]
     n_norm, nm_bytes = struct.unpack_from("<iI", buf, off)
     off += 8
     norm: dict[int, str] = {}
