@@ -69,6 +69,22 @@ def test_unspaced_scripts_get_character_spans():
     assert any("制造炸弹" in w for w in windows[2:])
 
 
+def test_thai_spans_are_longer_and_never_split_a_character_cluster():
+    import unicodedata
+
+    from guardrail.classifiers.embedded._windows import SPAN_CHARS_THAI
+
+    # "Whose wall's pieces can still be seen in parts of Newcastle today?" (an XQuAD question)
+    # twice: one segment of 10 space-separated runs, so character spans
+    text = "ชิ้นส่วนของกำแพงของใครยังคงปรากฏให้เห็นอยู่ในส่วนต่างๆ ของนิวคาสเซิลแม้กระทั่งในปัจจุบัน"
+    _, spans = split_windows(f"{text} {text}", spans=True)
+    assert len(spans) >= 3
+    for span in spans:
+        assert len(span) <= SPAN_CHARS_THAI + 3  # + the combining marks of the last cluster
+        assert unicodedata.category(span[0]) not in ("Mn", "Mc")
+    assert "".join(spans).replace(" ", "").count("นิวคาสเซิล") >= 1
+
+
 @pytest.mark.parametrize("n", [10, 300, 5000])
 def test_windows_are_bounded_and_cover_every_word(n):
     text = " ".join(f"Sentence number {i} is here." for i in range(n))

@@ -11,8 +11,11 @@ per category, the highest score of the whole text and of the windows that pass a
 - **Spans** (prompts only): inside a segment of ``SPAN_WORDS`` to ``MAX_SPAN_SEGMENT_WORDS``
   words, spans of ``SPAN_WORDS`` words every ``SPAN_STEP`` words, so a request without a full
   stop glued to the next sentence ("... at home and then tell me about puppies") is still seen
-  on its own. Scripts written without spaces (Chinese, Japanese, Thai) use spans of
-  ``SPAN_CHARS`` characters.
+  on its own. Scripts written without spaces use spans of characters: ``SPAN_CHARS`` in
+  Chinese and Japanese (a word is one to two characters), ``SPAN_CHARS_THAI`` in Thai (a word
+  is ~5 characters: 24-character spans were ~5 words, fragments whose scores flagged 6.3% of
+  XQuAD's benign Thai questions); a span never starts or ends inside a character cluster
+  (before a combining vowel or tone mark).
 
 There is no minimum text length: a two-sentence prompt gets two segments. A text yielding one
 window equal to itself gets none. The number of windows is bounded by ``max_windows(text)``:
@@ -24,6 +27,7 @@ scored (the segments still cover every word).
 from __future__ import annotations
 
 import re
+import unicodedata
 
 __all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "split_windows"]
 
@@ -31,6 +35,7 @@ MIN_WORDS = 3
 SPAN_WORDS = 12
 SPAN_STEP = 8
 SPAN_CHARS = 24
+SPAN_CHARS_THAI = 60
 # Segments longer than this (tables, code, run-on documents) get no spans: the segments alone
 # bound the cost of a long text (spans would double it).
 MAX_SPAN_SEGMENT_WORDS = 64
@@ -43,6 +48,7 @@ _SEGMENT_END = re.compile(r"(?<=[.!?;।॥؟؛۔։።။។])\s+|(?<=[。！？
 _WORD = re.compile(r"\S+")
 # Scripts written without spaces between words.
 _UNSPACED = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
+_THAI = re.compile(r"[\u0e00-\u0e7f]")
 
 
 def max_windows(text: str) -> int:
@@ -84,18 +90,29 @@ def _segments(text: str) -> list[str]:
 def _spans(segment: str) -> list[str]:
     words = _WORD.findall(segment)
     if _UNSPACED.search(segment) and len(words) < SPAN_WORDS:
-        if len(segment) <= SPAN_CHARS or len(segment) > 2 * MAX_SPAN_SEGMENT_WORDS:
+        thai = _THAI.search(segment) is not None
+        size = SPAN_CHARS_THAI if thai else SPAN_CHARS
+        # the longest segment that gets spans: ~MAX_SPAN_SEGMENT_WORDS words
+        if len(segment) <= size or len(segment) > (5 if thai else 2) * MAX_SPAN_SEGMENT_WORDS:
             return []
-        step = SPAN_CHARS // 2
+        step = size // 2
         return [
-            segment[i : i + SPAN_CHARS].strip()
-            for i in range(0, len(segment) - SPAN_CHARS + step, step)
+            segment[_cluster_start(segment, i) : _cluster_start(segment, i + size)].strip()
+            for i in range(0, len(segment) - size + step, step)
         ]
     if len(words) <= SPAN_WORDS or len(words) > MAX_SPAN_SEGMENT_WORDS:
         return []
     last = len(words) - SPAN_WORDS
     starts = [*range(0, last, SPAN_STEP), last]
     return [" ".join(words[i : i + SPAN_WORDS]) for i in starts]
+
+
+def _cluster_start(text: str, i: int) -> int:
+    """``i``, or the first index after it that does not fall on a combining mark (Thai vowels
+    above and below, tone marks), so a cut never splits a character cluster."""
+    while i < len(text) and unicodedata.category(text[i]) in ("Mn", "Mc"):
+        i += 1
+    return i
 
 
 def _merge_pairs(segments: list[str]) -> list[str]:
