@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -83,6 +83,7 @@ class E5Encoder:
 
     def __init__(self, backend: Backend = "auto") -> None:
         self.backend = checked_backend(backend)
+        self._resolved: Literal["numpy", "torch"] | None = None
         self._runner: TorchRunner | None = None
         self._call = threading.Lock()
 
@@ -93,11 +94,14 @@ class E5Encoder:
         return "e5small-q4-query" + ("" if resolved == "numpy" else f"-{resolved}-bf16")
 
     def _runner_for(self) -> TorchRunner | None:
-        """The torch runner (made on first use), or None for the numpy reference."""
-        if self._runner is None and resolve_backend(self.backend) == "torch":
-            from guardrail.classifiers.embedded._e5model import TorchRunner
+        """The torch runner, or None for the numpy reference (the backend resolved on the
+        first call, under the caller's lock)."""
+        if self._resolved is None:
+            self._resolved = resolve_backend(self.backend)
+            if self._resolved == "torch":
+                from guardrail.classifiers.embedded._e5model import TorchRunner
 
-            self._runner = TorchRunner()
+                self._runner = TorchRunner()
         return self._runner
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -123,10 +127,13 @@ def get_e5_encoder(backend: Backend | None = None) -> E5Encoder:
             asked for and not installed.
     """
     try:
-        resolved = resolve_backend(env_backend() if backend is None else backend)
+        name = env_backend() if backend is None else checked_backend(backend)
+        if name in _shared:  # resolved once per name: auto asks torch about the CPU
+            return _shared[name]
+        resolved = resolve_backend(name)
     except (ValueError, ImportError) as e:
         raise ClassifierError(str(e)) from e
     with _lock:
-        if resolved not in _shared:
-            _shared[resolved] = E5Encoder(resolved)
-        return _shared[resolved]
+        # ``auto`` and the name it stands for share one encoder
+        _shared[name] = _shared.setdefault(resolved, E5Encoder(resolved))
+        return _shared[name]
