@@ -65,6 +65,10 @@ ENCODER_LANGUAGES = frozenset(
     {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"}
 )
 
+# The e5 blend reads texts up to this many characters (harmful requests are short; a long
+# document would cost e5 ~3x what the main encoder spends on it; see the model card).
+E5_BLEND_MAX_CHARS = 500
+
 _heads_lock = threading.Lock()
 _heads: dict[tuple[Path, str], Head] = {}
 
@@ -225,6 +229,34 @@ class EmbeddedClassifier:
                 "their clean recall, 92% with 0.5, 103% with 0.4; see the model card)."
             ),
         )
+        e5_blend: float = Field(
+            0.0,
+            ge=0,
+            le=1,
+            description=(
+                "Opt-in second reading of covered texts: where the main head is unsure, a "
+                "text's whole-text unsafe (and an answer's refusal) score becomes a blend of the "
+                "main head's and the outside head's (e5), with this weight on e5's, in logit "
+                "space. Windows and categories stay the main head's. Measured with 0.4: unseen "
+                "requests in the covered languages recall 0.58 -> 0.61 at fewer false alarms and "
+                "dev harmful-request F1 0.905 -> 0.919, but HateCheck's non-hateful cases "
+                "flagged 20% -> 35%, padded recall 95% -> 93% of clean and a prompt's latency "
+                "~5x, so it is off by default (see the model card, benchmark section 12). 0: "
+                "off. Needs the outside head: outside_head: false turns it off too."
+            ),
+        )
+        e5_blend_from: float = Field(
+            0.1,
+            ge=0,
+            lt=0.5,
+            description=(
+                "With e5_blend on: the main head is unsure of a score between this value and 1 "
+                "minus it; only such scores are blended, and only for texts of at most 500 "
+                "characters (harmful requests are short; e5 costs ~3x the main encoder per "
+                "character). Outside the band the blend changed almost no verdict on dev and "
+                "section 7, and inside it e5 reads ~a quarter of dev prompts (see the model card)."
+            ),
+        )
         encoder_backend: Backend | None = Field(
             None,
             description=(
@@ -297,6 +329,8 @@ class EmbeddedClassifier:
         if not texts:
             return []
         probs, embeddings = self._predict_all(texts, is_response, np.asarray(outside))
+        if self.outside is not None and o.e5_blend > 0:
+            self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         # A window's score counts only at or above its floor; the whole text always counts.
         counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
         read: dict[int, tuple[int, float]] = {}  # sample -> (segment, injection head's score)
@@ -342,6 +376,41 @@ class EmbeddedClassifier:
                 embeddings = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
                 embeddings[rows] = emb
         return probs, embeddings
+
+    def _blend_e5(
+        self,
+        texts: list[str],
+        wholes: list[int],
+        probs: np.ndarray,
+        is_response: list[bool],
+        outside: list[bool],
+    ) -> None:
+        """Blend, in place, the whole-text scores (``unsafe``; ``refusal`` for answers) that the
+        main head is unsure of with the outside head's (e5) scores of the same texts."""
+        assert self.outside is not None
+        lo, w = self.options.e5_blend_from, self.options.e5_blend
+        columns = [self._columns["unsafe"]]
+        if "refusal" in self._columns:
+            columns.append(self._columns["refusal"])
+        rows = np.asarray(
+            [i for i in wholes if not outside[i] and len(texts[i]) <= E5_BLEND_MAX_CHARS],
+            dtype=int,
+        )
+        if not len(rows):
+            return
+        unsure = (probs[np.ix_(rows, columns)] >= lo) & (probs[np.ix_(rows, columns)] <= 1 - lo)
+        if len(columns) > 1:  # refusal is read on answers only
+            unsure[:, 1] &= np.asarray(is_response)[rows]
+        picked = unsure.any(axis=1)
+        rows, unsure = rows[picked], unsure[picked]
+        if not len(rows):
+            return
+        emb = self._embed([texts[i] for i in rows], outside=True)
+        second = self.outside.predict(features(emb, np.asarray(is_response)[rows]))
+        for k, col in enumerate(columns):
+            at, own = rows[unsure[:, k]], unsure[:, k]
+            mixed = (1 - w) * _logit(probs[at, col]) + w * _logit(second[own, col])
+            probs[at, col] = 1 / (1 + np.exp(-mixed))
 
     def _embed(self, texts: list[str], *, outside: bool) -> np.ndarray:
         backend = self.options.encoder_backend
@@ -392,6 +461,11 @@ class EmbeddedClassifier:
             version=self.version,
             notes=tuple(notes),
         )
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
 
 
 def _language(sample: Sample) -> str | None:
