@@ -389,16 +389,17 @@ class EmbeddedClassifier:
         main head is unsure of with the outside head's (e5) scores of the same texts."""
         assert self.outside is not None
         lo, w = self.options.e5_blend_from, self.options.e5_blend
-        columns = [self._columns["unsafe"]]
-        if "refusal" in self._columns:
-            columns.append(self._columns["refusal"])
+        columns = np.asarray(
+            [self._columns[h] for h in ("unsafe", "refusal") if h in self._columns]
+        )
         rows = np.asarray(
             [i for i in wholes if not outside[i] and len(texts[i]) <= E5_BLEND_MAX_CHARS],
             dtype=int,
         )
         if not len(rows):
             return
-        unsure = (probs[np.ix_(rows, columns)] >= lo) & (probs[np.ix_(rows, columns)] <= 1 - lo)
+        scores = probs[np.ix_(rows, columns)]
+        unsure = (scores >= lo) & (scores <= 1 - lo)
         if len(columns) > 1:  # refusal is read on answers only
             unsure[:, 1] &= np.asarray(is_response)[rows]
         picked = unsure.any(axis=1)
@@ -465,7 +466,7 @@ class EmbeddedClassifier:
 
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def _language(sample: Sample) -> str | None:
