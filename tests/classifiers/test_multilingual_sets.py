@@ -1,7 +1,8 @@
-"""The benchmark's multilingual sets (benchmarks/data/): requests and refusals.
+"""The benchmark's multilingual sets (benchmarks/data/): requests, direct requests and refusals.
 
-They are generalisation tests: 128 requests (19 languages) and 24 chatbot answers (15 languages)
-written for the project, each in every one of its languages, that no head is trained on. These
+They are generalisation tests: 128 requests and 60 direct requests with their benign twins (19
+languages) and 24 chatbot answers (15 languages) written for the project, each in every one of
+its languages, that no head is trained on. These
 tests keep them that way (well formed, parallel, not among the training seeds) and check that
 the figures in benchmarks/results/accuracy.json are those of the shipped head.
 """
@@ -25,6 +26,7 @@ from guardrail.types import Action
 ROOT = Path(__file__).resolve().parents[2]
 REQUESTS = ROOT / "benchmarks" / "data" / "requests_multilingual.jsonl"
 REFUSALS = ROOT / "benchmarks" / "data" / "refusals_multilingual.jsonl"
+DIRECT = ROOT / "benchmarks" / "data" / "requests_direct.jsonl"
 RESULTS = ROOT / "benchmarks" / "results" / "accuracy.json"
 LANGUAGES = {*ENCODER_LANGUAGES, "el", "hi", "ro", "vi"}
 
@@ -71,19 +73,40 @@ def test_refusal_set_is_parallel_and_labelled():
         assert all(("refusal" in r.categories) == refusal for r in members), key
 
 
+def test_direct_requests_come_in_harmful_and_benign_twins_in_every_language():
+    groups = defaultdict(list)
+    for r in read_rows(DIRECT):
+        assert r.role == "prompt" and r.text.strip() and r.source == "requests_direct"
+        groups[r.id.rsplit(":", 1)[0]].append(r)
+    assert len(groups) == 60
+    for key, members in groups.items():
+        kind, number = key.split(":")[1:]
+        twin = groups[f"direct:{'benign' if kind == 'unsafe' else 'unsafe'}:{number}"]
+        assert {r.lang for r in members} == {r.lang for r in twin} == LANGUAGES, key
+        assert all(r.unsafe == (kind == "unsafe") for r in members), key
+        assert all(bool(r.categories) == r.unsafe for r in members), key
+        for r in members:
+            assert all(c in CATEGORY_HEADS and c not in UNTRAINED for c in r.categories)
+        english = next(r.text for r in members if r.lang == "en")
+        assert all(r.text != english for r in members if r.lang != "en"), key
+
+
 def test_not_among_the_training_seeds(rows):
     trained = {normalise_text(r.text) for r in seed_rows()}
-    written = [*rows, *read_rows(REFUSALS)]
+    written = [*rows, *read_rows(REFUSALS), *read_rows(DIRECT)]
     assert not trained & {normalise_text(r.text) for r in written}
 
 
 @pytest.mark.skipif(not RESULTS.exists(), reason="run benchmarks/accuracy.py first")
-def test_benchmark_figures_are_the_shipped_heads(rows):
+@pytest.mark.parametrize(
+    ("path", "key"), [(REQUESTS, "multilingual_requests"), (DIRECT, "direct_requests")]
+)
+def test_benchmark_figures_are_the_shipped_heads(path, key):
     """The "all covered" recall and FPR in accuracy.json, recomputed through the default policy."""
-    expected = json.loads(RESULTS.read_text(encoding="utf-8")).get("multilingual_requests")
+    expected = json.loads(RESULTS.read_text(encoding="utf-8")).get(key)
     if expected is None:
-        pytest.fail("benchmarks/results/accuracy.json has no multilingual_requests: re-run it")
-    covered = [r for r in rows if r.lang in ENCODER_LANGUAGES]
+        pytest.fail(f"benchmarks/results/accuracy.json has no {key}: re-run it")
+    covered = [r for r in read_rows(path) if r.lang in ENCODER_LANGUAGES]
     verdicts = Guard.from_policy("default").check_many([r.text for r in covered])
     y = np.array([r.unsafe for r in covered])
     pred = np.array([v.action is not Action.ALLOW for v in verdicts])
