@@ -1446,20 +1446,23 @@ def report(results: dict[str, Any]) -> None:
                 f"both in numpy (encoder_backend: numpy, as without torch): throughput x{s['throughput_ratio_numpy_new_over_old']:.2f}"
             )
     print_issue_table(results["issue_table"])
-    if "multilingual_requests" in results:
-        ml = ("recall", "fpr", "pr_auc", "said_outside")
-        print_table(
+    ml = ("recall", "fpr", "pr_auc", "said_outside")
+    for key, title in (
+        (
+            "multilingual_requests",
             "7. Requests written for the project in 19 languages, never trained on (flagged = action != allow)",
-            side_by_side(results["multilingual_requests"], ml, shared=("coverage",)),
-            paired_columns(ml, shared=("coverage",)),
-        )
-    if "direct_requests" in results:
-        ml = ("recall", "fpr", "pr_auc", "said_outside")
-        print_table(
+        ),
+        (
+            "direct_requests",
             "13. Short direct harmful requests naming a dangerous thing by an everyday word, and their benign twins, 19 languages, never trained on",
-            side_by_side(results["direct_requests"], ml, shared=("coverage",)),
-            paired_columns(ml, shared=("coverage",)),
-        )
+        ),
+    ):
+        if key in results:
+            print_table(
+                title,
+                side_by_side(results[key], ml, shared=("coverage",)),
+                paired_columns(ml, shared=("coverage",)),
+            )
     if "multilingual_refusals" in results:
         rf = ("precision", "recall", "f1", "flagged")
         print_table(
