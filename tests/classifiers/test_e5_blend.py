@@ -75,6 +75,9 @@ def test_blend_is_the_logit_mix_of_both_heads(text, role, column):
         assert score.refusal == pytest.approx(_expected(main[r], outside[r]), abs=1e-4)
         assert alone.refusal == pytest.approx(main[r], abs=1e-5)
     assert score.categories == alone.categories  # categories are the main head's alone
+    (note,) = [n for n in score.notes if n.startswith("whole text blended")]
+    assert f"{column} {main[j]:.2f} with e5's {outside[j]:.2f}" in note
+    assert not any("blended" in n for n in alone.notes)
 
 
 def test_sure_and_long_texts_are_not_read_by_e5(monkeypatch):
@@ -120,7 +123,10 @@ def test_windows_keep_the_main_heads_scores():
         for w in (0.4, 0.0)
     )
     assert off.unsafe > 0.9 and any("highest unsafe score in window" in n for n in off.notes)
-    assert (on.unsafe, on.notes, on.categories) == (off.unsafe, off.notes, off.categories)
+    assert (on.unsafe, on.categories) == (off.unsafe, off.categories)
+    # the verdict says the whole text was blended, and what the window note said still holds
+    assert on.notes[0] == off.notes[0] and len(on.notes) == len(off.notes) + 1
+    assert on.notes[1].startswith("whole text blended (e5_blend 0.4): unsafe 0.1")
 
 
 def test_blend_options_are_validated():

@@ -329,8 +329,9 @@ class EmbeddedClassifier:
         if not texts:
             return []
         probs, embeddings = self._predict_all(texts, is_response, np.asarray(outside))
+        blended: dict[int, str] = {}  # whole-text row -> what the e5 blend did to it
         if self.outside is not None and o.e5_blend > 0:
-            self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
+            blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         # A window's score counts only at or above its floor; the whole text always counts.
         counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
         read: dict[int, tuple[int, float]] = {}  # sample -> (segment, injection head's score)
@@ -353,6 +354,7 @@ class EmbeddedClassifier:
                 probs[bounds[i] : bounds[i + 1]],
                 counted[bounds[i] : bounds[i + 1]],
                 read.get(i),
+                blended.get(bounds[i]),
             )
             for i, s in enumerate(samples)
         ]
@@ -384,9 +386,13 @@ class EmbeddedClassifier:
         probs: np.ndarray,
         is_response: list[bool],
         outside: list[bool],
-    ) -> None:
+    ) -> dict[int, str]:
         """Blend, in place, the whole-text scores (``unsafe``; ``refusal`` for answers) that the
-        main head is unsure of with the outside head's (e5) scores of the same texts."""
+        main head is unsure of with the outside head's (e5) scores of the same texts.
+
+        Returns:
+            For each blended row, a note saying which scores were blended and how.
+        """
         assert self.outside is not None
         lo, w = self.options.e5_blend_from, self.options.e5_blend
         columns = np.asarray(
@@ -397,7 +403,7 @@ class EmbeddedClassifier:
             dtype=int,
         )
         if not len(rows):
-            return
+            return {}
         scores = probs[np.ix_(rows, columns)]
         unsure = (scores >= lo) & (scores <= 1 - lo)
         if len(columns) > 1:  # refusal is read on answers only
@@ -405,13 +411,17 @@ class EmbeddedClassifier:
         picked = unsure.any(axis=1)
         rows, unsure = rows[picked], unsure[picked]
         if not len(rows):
-            return
+            return {}
         emb = self._embed([texts[i] for i in rows], outside=True)
         second = self.outside.predict(features(emb, np.asarray(is_response)[rows]))
+        parts: dict[int, list[str]] = {int(i): [] for i in rows}
         for k, col in enumerate(columns):
             at, own = rows[unsure[:, k]], unsure[:, k]
             mixed = (1 - w) * _logit(probs[at, col]) + w * _logit(second[own, col])
+            for i, main, e5 in zip(at, probs[at, col], second[own, col], strict=True):
+                parts[int(i)].append(f"{self.head.heads[col]} {main:.2f} with e5's {e5:.2f}")
             probs[at, col] = 1 / (1 + np.exp(-mixed))
+        return {i: f"whole text blended (e5_blend {w}): " + "; ".join(p) for i, p in parts.items()}
 
     def _embed(self, texts: list[str], *, outside: bool) -> np.ndarray:
         backend = self.options.encoder_backend
@@ -425,6 +435,7 @@ class EmbeddedClassifier:
         probs: np.ndarray,
         counted: np.ndarray,
         planted: tuple[int, float] | None = None,
+        blended: str | None = None,
     ) -> ScoreSet:
         col = self._columns
         top = int(np.argmax(counted[:, col["unsafe"]]))
@@ -446,6 +457,8 @@ class EmbeddedClassifier:
                 f"prompt_injection {planted[1]:.2f}: window {planted[0]} of {len(probs) - 1} "
                 "reads as an instruction planted in the text around it (injection head)"
             )
+        if blended:
+            notes.append(blended)
         coverage = _coverage(lang)
         if coverage == "outside":
             notes.append(
