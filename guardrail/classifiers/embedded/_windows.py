@@ -93,8 +93,10 @@ def _segments(text: str) -> list[str]:
 def _spans(segment: str) -> list[str]:
     words = _WORD.findall(segment)
     if _UNSPACED.search(segment) and len(words) < SPAN_WORDS:
-        per_word = _CHARS_PER_WORD_THAI if _THAI.search(segment) else _CHARS_PER_WORD
-        size = SPAN_WORDS * per_word
+        thai = bool(_THAI.search(segment))
+        size, per_word = (
+            (SPAN_CHARS_THAI, _CHARS_PER_WORD_THAI) if thai else (SPAN_CHARS, _CHARS_PER_WORD)
+        )
         if len(segment) <= size or len(segment) > MAX_SPAN_SEGMENT_WORDS * per_word:
             return []
         step = size // 2
