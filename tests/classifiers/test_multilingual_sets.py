@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from guardrail import Guard
-from guardrail._data import normalise_text, read_rows
+from guardrail._data import Row, normalise_text, read_rows
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES
 from guardrail.classifiers.embedded._labels import CATEGORY_HEADS, UNTRAINED
 from guardrail.classifiers.embedded._train import seed_rows
@@ -36,25 +36,39 @@ def rows():
     return read_rows(REQUESTS)
 
 
+def _groups(rows: list[Row]) -> dict[str, list[Row]]:
+    """The rows of a parallel set by their id without its language suffix."""
+    groups: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        groups[r.id.rsplit(":", 1)[0]].append(r)
+    return groups
+
+
+def _check_translated(key: str, members: list[Row], languages: set[str]) -> None:
+    """One text in each of ``languages``, ids ending with the language, none left in English."""
+    assert {r.lang for r in members} == languages, key
+    assert len(members) == len(languages), key
+    assert all(r.id.endswith(f":{r.lang}") for r in members), key
+    english = next(r.text for r in members if r.lang == "en")
+    assert all(r.text != english for r in members if r.lang != "en"), key
+
+
 def test_every_request_in_every_language_with_one_label(rows):
-    groups = defaultdict(list)
     for r in rows:
         assert r.role == "prompt" and r.text.strip()
-        groups[r.id.rsplit(":", 1)[0]].append(r)
+    groups = _groups(rows)
     assert len(groups) == 128
     for key, members in groups.items():
-        assert {r.lang for r in members} == LANGUAGES, key
-        assert all(r.id.endswith(f":{r.lang}") for r in members)
+        _check_translated(key, members, LANGUAGES)
         assert len({r.unsafe for r in members}) == 1, key
         assert len({tuple(r.categories) for r in members}) == 1, key
         assert members[0].unsafe == key.startswith("requests:unsafe:")
-        english = next(r.text for r in members if r.lang == "en")
-        assert all(r.text != english for r in members if r.lang != "en"), key
     assert sum(r.unsafe for r in rows) == sum(not r.unsafe for r in rows)
 
 
-def test_categories_are_trained_taxonomy_categories(rows):
-    for r in rows:
+@pytest.mark.parametrize("path", [REQUESTS, DIRECT])
+def test_categories_are_trained_taxonomy_categories(path):
+    for r in read_rows(path):
         for c in r.categories:
             assert c in CATEGORY_HEADS and c not in UNTRAINED, (r.id, c)
         if not r.unsafe:
@@ -62,10 +76,10 @@ def test_categories_are_trained_taxonomy_categories(rows):
 
 
 def test_refusal_set_is_parallel_and_labelled():
-    groups = defaultdict(list)
-    for r in read_rows(REFUSALS):
+    rows = read_rows(REFUSALS)
+    for r in rows:
         assert r.role == "response" and not r.unsafe and r.text.strip()
-        groups[r.id.rsplit(":", 1)[0]].append(r)
+    groups = _groups(rows)
     assert len(groups) == 24
     for key, members in groups.items():
         assert {r.lang for r in members} == set(ENCODER_LANGUAGES), key
@@ -74,21 +88,18 @@ def test_refusal_set_is_parallel_and_labelled():
 
 
 def test_direct_requests_come_in_harmful_and_benign_twins_in_every_language():
-    groups = defaultdict(list)
-    for r in read_rows(DIRECT):
+    rows = read_rows(DIRECT)
+    for r in rows:
         assert r.role == "prompt" and r.text.strip() and r.source == "requests_direct"
-        groups[r.id.rsplit(":", 1)[0]].append(r)
+    groups = _groups(rows)
     assert len(groups) == 60
     for key, members in groups.items():
         kind, number = key.split(":")[1:]
         twin = groups[f"direct:{'benign' if kind == 'unsafe' else 'unsafe'}:{number}"]
-        assert {r.lang for r in members} == {r.lang for r in twin} == LANGUAGES, key
+        _check_translated(key, members, LANGUAGES)
+        assert {r.lang for r in twin} == LANGUAGES, key
         assert all(r.unsafe == (kind == "unsafe") for r in members), key
         assert all(bool(r.categories) == r.unsafe for r in members), key
-        for r in members:
-            assert all(c in CATEGORY_HEADS and c not in UNTRAINED for c in r.categories)
-        english = next(r.text for r in members if r.lang == "en")
-        assert all(r.text != english for r in members if r.lang != "en"), key
 
 
 def test_not_among_the_training_seeds(rows):
