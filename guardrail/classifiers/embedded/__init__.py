@@ -47,6 +47,8 @@ from guardrail.classifiers.embedded._head import (
     Head,
     features,
     load_head,
+    logit,
+    sigmoid,
 )
 from guardrail.classifiers.embedded._injection import context_features
 from guardrail.classifiers.embedded._windows import split_windows
@@ -395,6 +397,7 @@ class EmbeddedClassifier:
         """
         assert self.outside is not None
         lo, w = self.options.e5_blend_from, self.options.e5_blend
+        response = np.asarray(is_response)
         columns = np.asarray(
             [self._columns[h] for h in ("unsafe", "refusal") if h in self._columns]
         )
@@ -407,20 +410,20 @@ class EmbeddedClassifier:
         scores = probs[np.ix_(rows, columns)]
         unsure = (scores >= lo) & (scores <= 1 - lo)
         if len(columns) > 1:  # refusal is read on answers only
-            unsure[:, 1] &= np.asarray(is_response)[rows]
+            unsure[:, 1] &= response[rows]
         picked = unsure.any(axis=1)
         rows, unsure = rows[picked], unsure[picked]
         if not len(rows):
             return {}
         emb = self._embed([texts[i] for i in rows], outside=True)
-        second = self.outside.predict(features(emb, np.asarray(is_response)[rows]))
+        second = self.outside.predict(features(emb, response[rows]))
         parts: dict[int, list[str]] = {int(i): [] for i in rows}
         for k, col in enumerate(columns):
             at, own = rows[unsure[:, k]], unsure[:, k]
-            mixed = (1 - w) * _logit(probs[at, col]) + w * _logit(second[own, col])
+            mixed = (1 - w) * logit(probs[at, col]) + w * logit(second[own, col])
             for i, main, e5 in zip(at, probs[at, col], second[own, col], strict=True):
                 parts[int(i)].append(f"{self.head.heads[col]} {main:.2f} with e5's {e5:.2f}")
-            probs[at, col] = 1 / (1 + np.exp(-mixed))
+            probs[at, col] = sigmoid(mixed)
         return {i: f"whole text blended (e5_blend {w}): " + "; ".join(p) for i, p in parts.items()}
 
     def _embed(self, texts: list[str], *, outside: bool) -> np.ndarray:
@@ -475,11 +478,6 @@ class EmbeddedClassifier:
             version=self.version,
             notes=tuple(notes),
         )
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return np.asarray(np.log(p / (1 - p)))
 
 
 def _language(sample: Sample) -> str | None:

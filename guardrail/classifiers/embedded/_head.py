@@ -24,7 +24,9 @@ __all__ = [
     "OUTSIDE",
     "Head",
     "load_head",
+    "logit",
     "save_head",
+    "sigmoid",
 ]
 
 # A head is two files, <stem>.npz (weights) and <stem>.json (metadata): the main head's stem,
@@ -70,9 +72,19 @@ class Head:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probabilities, shape (n, heads)."""
-        z = self.logits(x) * self.platt[:, 0] + self.platt[:, 1]
-        out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
-        return out
+        return sigmoid(self.logits(x) * self.platt[:, 0] + self.platt[:, 1])
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function, its argument clipped to +-30 (no overflow, p within 1e-13 of 0/1)."""
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+    return out
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """The inverse of ``sigmoid`` for probabilities, clipped to [1e-6, 1 - 1e-6] first."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.asarray(np.log(p / (1 - p)))
 
 
 def features(embeddings: np.ndarray, is_response: np.ndarray) -> np.ndarray:

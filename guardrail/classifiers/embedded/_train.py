@@ -38,7 +38,14 @@ from guardrail.classifiers.embedded._embedding import (
     encoder_tag,
     get_text_encoder,
 )
-from guardrail.classifiers.embedded._head import INJECTION, OUTSIDE, Head, features, save_head
+from guardrail.classifiers.embedded._head import (
+    INJECTION,
+    OUTSIDE,
+    Head,
+    features,
+    save_head,
+    sigmoid,
+)
 from guardrail.classifiers.embedded._injection import context_features, context_rows
 from guardrail.classifiers.embedded._labels import (
     EXCLUDED_SOURCES,
@@ -229,7 +236,7 @@ def _gradients(
     pre = x @ w1 + b1
     hidden = np.maximum(pre, 0.0)
     z = hidden @ w2 + b2
-    p = 1.0 / (1.0 + np.exp(-np.clip(z, -30.0, 30.0)))
+    p = sigmoid(z)
     # Weighted BCE: positives count pos_w times; d(loss)/dz = w * (p * (1 + (pw-1) y) - pw y).
     weight = w * (1.0 + (pos_w - 1.0) * y)
     dz = (weight * (p - y)) / max(float(w.sum()), 1.0)
@@ -273,7 +280,7 @@ def _platt(z: np.ndarray, y: np.ndarray, mask: np.ndarray, iters: int = 200) -> 
         a, b = 1.0, 0.0
         loss = _bce(a * zj + b, yj)
         for _ in range(iters):
-            p = 1.0 / (1.0 + np.exp(-np.clip(a * zj + b, -30.0, 30.0)))
+            p = sigmoid(a * zj + b)
             g = np.array([((p - yj) * zj).sum(), (p - yj).sum()])
             s = p * (1 - p)
             hess = np.array([[(s * zj * zj).sum(), (s * zj).sum()], [(s * zj).sum(), s.sum()]])
