@@ -432,20 +432,30 @@ def injection(
     return out
 
 
-def refusal(rows: list[Row], run: Run, threshold: float = 0.5) -> dict[str, Any]:
-    """Refusal F1 per language (refusal score >= 0.5), on rows with a refusal label."""
+def refusal_labelled(rows: Sequence[Row]) -> tuple[list[int], np.ndarray] | None:
+    """The responses with a refusal label (index list) and every row's label, as the head's
+    training targets read them; None when the labels have no ``refusal`` head."""
     from guardrail.classifiers.embedded import _labels
 
     t = _labels.targets(rows)
     heads = list(getattr(t, "heads", _labels.HEADS))
     if "refusal" not in heads:
-        return {}
+        return None
     j = heads.index("refusal")
-    known = [i for i in np.where(t.mask[:, j] > 0)[0] if rows[i].role == "response"]
+    known = [int(i) for i in np.where(t.mask[:, j] > 0)[0] if rows[i].role == "response"]
+    return known, t.y[:, j].astype(bool)
+
+
+def refusal(rows: list[Row], run: Run, threshold: float = 0.5) -> dict[str, Any]:
+    """Refusal F1 per language (refusal score >= 0.5), on rows with a refusal label."""
+    labelled = refusal_labelled(rows)
+    if labelled is None:
+        return {}
+    known, y_all = labelled
     out: dict[str, Any] = {}
     for lang, members in index_groups(known, rows, "lang").items():
         ix = np.asarray(members, dtype=int)
-        y = t.y[ix, j].astype(bool)
+        y = y_all[ix]
         raw = [run.verdicts[i].scores.refusal for i in ix]
         if all(s is None for s in raw):
             out[lang] = {"n": len(ix), "pos": int(y.sum()), "scored": False}
@@ -888,6 +898,8 @@ def blend_section(
     """The default guard against the same guard with ``e5_blend``: its rows re-scored, the
     default's verdicts reused (section 1 and 7 runs)."""
     blend = Guard(with_classifier_options(new.policy, e5_blend=E5_BLEND_WEIGHT))
+    labelled = refusal_labelled(dev)  # section 2's refusal rows
+    refusal_rows = set(labelled[0]) if labelled else set()
     picked = [
         i
         for i, r in enumerate(dev)
@@ -895,7 +907,7 @@ def blend_section(
         or is_benign_request(r)
         or is_over_refusal(r)
         or r.source in BLEND_SOURCES
-        or (r.role == "response" and r.source == "self_instruct")  # refusal: helpful answers
+        or i in refusal_rows
     ]
     rows = [dev[i] for i in picked]
     runs = {
@@ -923,19 +935,14 @@ def blend_section(
     out["multilingual_requests_covered"] = {
         side: metrics(y[covered], run.pred[covered], run.score[covered]) for side, run in s7.items()
     }
-    refusals = multilingual_refusal_section({"new": new, "new_e5_blend": blend}, limit)
-    out["multilingual_refusal_f1_min_language"] = {
-        side: min(line[side]["f1"] for lang, line in refusals.items() if lang != "all")
-        for side in ("new", "new_e5_blend")
-    }
-    padding = padding_section(dev, all_rows, {"new": new, "new_e5_blend": blend})
-    out["padding_ratio_min"] = {
-        side: min(line[side]["ratio"] for line in padding.values() if line[side]["ratio"])
-        for side in ("new", "new_e5_blend")
-    }
+    pair = {"new": new, "new_e5_blend": blend}
+    refusals = multilingual_refusal_section(pair, limit)
+    padding = padding_section(dev, all_rows, pair)
+    out["multilingual_refusal_f1_min_language"] = {s: worst_refusal_f1(refusals, s) for s in pair}
+    out["padding_ratio_min"] = {s: worst_padding_ratio(padding, s) for s in pair}
     if speed:
-        timed = speed_section({"new": new, "new_e5_blend": blend}, dev, 20 if limit else 100)
-        out["speed"] = {side: timed[side] for side in ("new", "new_e5_blend")}
+        timed = speed_section(pair, dev, 20 if limit else 100)
+        out["speed"] = {side: timed[side] for side in pair}
         out["speed"]["throughput_ratio_blend_over_new"] = (
             timed["new_e5_blend"]["check_many_texts_per_s"] / timed["new"]["check_many_texts_per_s"]
         )
@@ -1114,6 +1121,26 @@ def flag_sweep_section(
     return out
 
 
+def worst_refusal_f1(section: dict[str, Any], side: str) -> float | None:
+    """The lowest per-language refusal F1 of a section 8 result for ``side``."""
+    f1s = [
+        pair[side]["f1"]
+        for lang, pair in section.items()
+        if lang != "all" and pair.get(side, {}).get("f1") is not None
+    ]
+    return min(f1s) if f1s else None
+
+
+def worst_padding_ratio(section: dict[str, Any], side: str) -> float | None:
+    """The lowest padded / clean recall ratio of a section 3 result for ``side``."""
+    ratios = [
+        line[side]["ratio"]
+        for line in section.values()
+        if side in line and line[side]["ratio"] is not None
+    ]
+    return min(ratios) if ratios else None
+
+
 def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets against what was measured, per side."""
     t = results["targets"]
@@ -1121,24 +1148,16 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     for side in ("old", "new"):
         inj = t["injection"][side]
         refusal_f1 = [m["f1"] for m in t["refusal"][side].values() if m.get("f1") is not None]
-        written = [
-            pair[side]["f1"]
-            for lang, pair in results.get("multilingual_refusals", {}).items()
-            if lang != "all" and pair.get(side, {}).get("f1") is not None
-        ]
-        ratios = [
-            line[side]["ratio"]
-            for line in results.get("padding", {}).values()
-            if side in line and line[side]["ratio"] is not None
-        ]
         measured = {
             "harmful_requests_f1": t["harmful_requests"][side]["f1"],
             "over_refusal_fpr": t["over_refusal"][side]["fpr"],
             "injection_recall": inj["category"]["recall"] if inj["category"] else None,
             "injection_fpr_benign": inj["category"]["fpr_benign"] if inj["category"] else None,
             "refusal_f1_min_language": min(refusal_f1) if refusal_f1 else None,
-            "multilingual_refusal_f1_min_language": min(written) if written else None,
-            "padding_recall_ratio_min": min(ratios) if ratios else None,
+            "multilingual_refusal_f1_min_language": worst_refusal_f1(
+                results.get("multilingual_refusals", {}), side
+            ),
+            "padding_recall_ratio_min": worst_padding_ratio(results.get("padding", {}), side),
             "throughput_ratio": results.get("speed", {}).get("throughput_ratio_new_over_old")
             if side == "new"
             else None,
