@@ -243,7 +243,7 @@ class EmbeddedClassifier:
                 "requests in the covered languages recall 0.58 -> 0.61 at fewer false alarms and "
                 "dev harmful-request F1 0.905 -> 0.919, but HateCheck's non-hateful cases "
                 "flagged 20% -> 35%, padded recall 95% -> 93% of clean and a prompt's latency "
-                "~3x, so it is off by default (see the model card, benchmark section 12). 0: "
+                "~3-5x, so it is off by default (see the model card, benchmark section 12). 0: "
                 "off. Needs the outside head: outside_head: false turns it off too."
             ),
         )
