@@ -8,6 +8,7 @@ encoder (``guardrail.classifiers.embedded._encoder``): L2-normalised float32 vec
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -76,11 +77,14 @@ class EmbeddingCache:
     Args:
         path: the ``.npz`` file (created on the first ``save``).
         encoder: embeds texts not in the cache.
+        checkpoint_seconds: while embedding, the cache is written to disk at least this often,
+            and when embedding stops early, so a long first run is not lost.
     """
 
-    def __init__(self, path: Path, encoder: Encoder) -> None:
+    def __init__(self, path: Path, encoder: Encoder, *, checkpoint_seconds: float = 300.0) -> None:
         self.path = path
         self.encoder = encoder
+        self.checkpoint_seconds = checkpoint_seconds
         self._index: dict[str, int] = {}
         self._vectors: list[np.ndarray] = []
         if path.exists():
@@ -106,15 +110,27 @@ class EmbeddingCache:
 
         bar = tqdm(total=len(items), desc="embedding", unit="text", disable=not progress)
         start = sum(len(v) for v in self._vectors)
-        for b in range(0, len(items), batch_size):
-            chunk = items[b : b + batch_size]
-            vectors = self.encoder.embed([t for _, t in chunk])
-            for i, (key, _) in enumerate(chunk):
-                self._index[key] = start + i
-            start += len(chunk)
-            self._vectors.append(np.asarray(vectors, dtype=np.float32))
-            bar.update(len(chunk))
-        bar.close()
+        saved = time.monotonic()
+        done = 0
+        try:
+            for b in range(0, len(items), batch_size):
+                chunk = items[b : b + batch_size]
+                vectors = np.asarray(self.encoder.embed([t for _, t in chunk]), dtype=np.float32)
+                for i, (key, _) in enumerate(chunk):
+                    self._index[key] = start + i
+                start += len(chunk)
+                self._vectors.append(vectors)
+                done += len(chunk)
+                bar.update(len(chunk))
+                if time.monotonic() - saved >= self.checkpoint_seconds:
+                    self.save()
+                    saved = time.monotonic()
+        finally:
+            bar.close()
+            # An interrupted run (Ctrl-C, an error in one batch) keeps what it embedded: the
+            # next run starts where this one stopped.
+            if done and done < len(items):
+                self.save()
 
     def save(self) -> None:
         """Write the cache to disk."""
