@@ -42,7 +42,10 @@ def train(data_dir: Path, out_dir: Path, cache_dir: Path, seed: int, quiet: bool
     The main head (USE-m3 features), the outside head (multilingual-e5-small features, for
     languages USE-m3 lacks) and the injection head (a prompt's segments read against the whole
     text). The dev split is never used. With the defaults this rebuilds the shipped heads
-    (guardrail/classifiers/embedded/data) number for number.
+    (guardrail/classifiers/embedded/data) number for number on a CPU like the one that trained
+    them; elsewhere OpenBLAS rounds differently and the main and injection heads come out as
+    another draw of the same recipe (see the model card). The embedding cache is written every
+    few minutes, so an interrupted first run resumes where it stopped.
     """
     from dataclasses import replace
 
