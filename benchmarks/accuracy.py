@@ -87,6 +87,9 @@ Sections (each printed as a table and written under its key in the JSON):
    do I make a mojito cocktail?", "How do I fix a leaking pipe under the sink?"), each in section
    7's 19 languages, written for the project (session 11) and never trained on: the same table as
    section 7, old vs new.
+14. ``knn_blend``: the opt-in option ``knn_blend: 0.3`` (a covered prompt's whole-text
+   ``unsafe`` blended with the vote of its 10 nearest training prompts, ``_memory.py``) against
+   the default: section 12's table plus section 13's covered recall, FPR and PR-AUC.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -868,6 +871,7 @@ def outside_section(
 # -- section 12: the opt-in e5 blend -----------------------------------------------------------
 
 E5_BLEND_WEIGHT = 0.4
+KNN_BLEND_WEIGHT = 0.3  # section 14 (scratch study of session 12: 0.2 and 0.3 tried)
 BLEND_SOURCES = (
     "hatecheck",
     "mhc",
@@ -894,10 +898,15 @@ def blend_section(
     s7_new: Run,
     speed: bool,
     limit: int | None = None,
+    option: str = "e5_blend",
+    weight: float = E5_BLEND_WEIGHT,
+    s13: tuple[list[Row], Run] | None = None,
 ) -> dict[str, Any]:
-    """The default guard against the same guard with ``e5_blend``: its rows re-scored, the
-    default's verdicts reused (section 1 and 7 runs)."""
-    blend = Guard(with_classifier_options(new.policy, e5_blend=E5_BLEND_WEIGHT))
+    """The default guard against the same guard with the opt-in ``option`` (``e5_blend``,
+    section 12; ``knn_blend``, section 14) at ``weight``: its rows re-scored, the default's
+    verdicts reused (section 1 and 7 runs, and section 13's when ``s13`` is given)."""
+    side = f"new_{option}"
+    blend = Guard(with_classifier_options(new.policy, **{option: weight}))
     labelled = refusal_labelled(dev)  # section 2's refusal rows
     refusal_rows = set(labelled[0]) if labelled else set()
     picked = [
@@ -914,11 +923,12 @@ def blend_section(
         "new": Run(
             [new_run.verdicts[i] for i in picked], new_run.pred[picked], new_run.score[picked]
         ),
-        "new_e5_blend": Run.of(run_guards({"b": blend}, rows, "e5 blend (dev rows)")["b"]),
+        side: Run.of(run_guards({"b": blend}, rows, f"{option} (dev rows)")["b"]),
     }
     t = targets_section(rows, runs)
     out: dict[str, Any] = {
-        "weight": E5_BLEND_WEIGHT,
+        "option": option,
+        "weight": weight,
         "harmful_requests": t["harmful_requests"],
         "over_refusal": t["over_refusal"],
         "over_refusal_lookalike": t["over_refusal_lookalike"],
@@ -929,13 +939,15 @@ def blend_section(
             if src in BLEND_SOURCES
         },
     }
-    s7 = {"new": s7_new, "new_e5_blend": multilingual_runs({"b": blend}, limit)[1]["b"]}
-    y = np.array([r.unsafe for r in s7_rows], dtype=bool)
-    covered = np.array([r.lang in ENCODER_LANGUAGES for r in s7_rows], dtype=bool)
-    out["multilingual_requests_covered"] = {
-        side: metrics(y[covered], run.pred[covered], run.score[covered]) for side, run in s7.items()
-    }
-    pair = {"new": new, "new_e5_blend": blend}
+    s7 = {"new": s7_new, side: multilingual_runs({"b": blend}, limit)[1]["b"]}
+    out["multilingual_requests_covered"] = _covered_figures(s7_rows, s7)
+    if s13 is not None:
+        s13_runs = {
+            "new": s13[1],
+            side: multilingual_runs({"b": blend}, limit, DIRECT_REQUESTS)[1]["b"],
+        }
+        out["direct_requests_covered"] = _covered_figures(s13[0], s13_runs)
+    pair = {"new": new, side: blend}
     refusals = multilingual_refusal_section(pair, limit)
     padding = padding_section(dev, all_rows, pair)
     out["multilingual_refusal_f1_min_language"] = {s: worst_refusal_f1(refusals, s) for s in pair}
@@ -944,12 +956,22 @@ def blend_section(
         timed = speed_section(pair, dev, 20 if limit else 100)
         out["speed"] = {side: timed[side] for side in pair}
         out["speed"]["throughput_ratio_blend_over_new"] = (
-            timed["new_e5_blend"]["check_many_texts_per_s"] / timed["new"]["check_many_texts_per_s"]
+            timed[side]["check_many_texts_per_s"] / timed["new"]["check_many_texts_per_s"]
         )
         out["speed"]["p50_ratio_blend_over_new"] = (
-            timed["new_e5_blend"]["check_p50_ms"] / timed["new"]["check_p50_ms"]
+            timed[side]["check_p50_ms"] / timed["new"]["check_p50_ms"]
         )
     return out
+
+
+def _covered_figures(rows: list[Row], runs: dict[str, Run]) -> dict[str, Any]:
+    """Recall, FPR and PR-AUC of each run on the rows in the encoder's languages."""
+    y = np.array([r.unsafe for r in rows], dtype=bool)
+    covered = np.array([r.lang in ENCODER_LANGUAGES for r in rows], dtype=bool)
+    return {
+        side: metrics(y[covered], run.pred[covered], run.score[covered])
+        for side, run in runs.items()
+    }
 
 
 # -- section 11: planted instructions beyond BIPIA's attacks --------------------------------
@@ -1307,15 +1329,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         s7_rows, s7_runs = multilingual_runs(guards, args.limit)
         results["multilingual_requests"] = multilingual_section(s7_rows, s7_runs)
         results["multilingual_refusals"] = multilingual_refusal_section(guards, args.limit)
-        results["direct_requests"] = multilingual_section(
-            *multilingual_runs(guards, args.limit, DIRECT_REQUESTS)
-        )
+        s13_rows, s13_runs = multilingual_runs(guards, args.limit, DIRECT_REQUESTS)
+        results["direct_requests"] = multilingual_section(s13_rows, s13_runs)
         results["flag_sweep"] = flag_sweep_section(
             args.policy, new.policy, dev, runs["new"], s7_rows, s7_runs["new"]
         )
         results["outside"] = outside_section(dev, runs["new"], s7_rows, s7_runs["new"], main_only)
         results["e5_blend"] = blend_section(
             new, dev, all_rows, runs["new"], s7_rows, s7_runs["new"], not args.no_speed, args.limit
+        )
+        results["knn_blend"] = blend_section(
+            new,
+            dev,
+            all_rows,
+            runs["new"],
+            s7_rows,
+            s7_runs["new"],
+            not args.no_speed,
+            args.limit,
+            option="knn_blend",
+            weight=KNN_BLEND_WEIGHT,
+            s13=(s13_rows, s13_runs["new"]),
         )
         no_injection = Guard(with_classifier_options(new.policy, injection_head=False))
         results["planted"] = planted_section(
@@ -1516,6 +1550,8 @@ def report(results: dict[str, Any]) -> None:
             print(f"| {name} | {line['n']} | {line['attacked']} | {cells} |")
     if "e5_blend" in results:
         print_blend(results["e5_blend"])
+    if "knn_blend" in results:
+        print_blend(results["knn_blend"], 14)
     ci = results["ci_slice"]
     print(
         f"\n## CI slice (new head): n={ci['n']} f1={ci['f1']:.3f} fpr={ci['fpr']:.3f} ids {ci['ids_hash']}"
@@ -1523,9 +1559,10 @@ def report(results: dict[str, Any]) -> None:
     print("\n## Targets\n" + json.dumps(results["summary"], indent=2))
 
 
-def print_blend(b: dict[str, Any]) -> None:
-    """Section 12 as one table: the default against e5_blend."""
-    sides = ("new", "new_e5_blend")
+def print_blend(b: dict[str, Any], number: int = 12) -> None:
+    """Section 12 (or 14) as one table: the default against the opt-in blend."""
+    option = b.get("option", "e5_blend")
+    sides = ("new", f"new_{option}")
     lines = {
         "harmful requests F1": [b["harmful_requests"][s]["f1"] for s in sides],
         "CoCoNot contrast flagged": [b["over_refusal"][s]["fpr"] for s in sides],
@@ -1540,6 +1577,11 @@ def print_blend(b: dict[str, Any]) -> None:
         "section 7 covered PR-AUC": [
             b["multilingual_requests_covered"][s]["pr_auc"] for s in sides
         ],
+        **{
+            f"section 13 covered {name}": [b["direct_requests_covered"][s][k] for s in sides]
+            for k, name in (("recall", "recall"), ("fpr", "FPR"), ("pr_auc", "PR-AUC"))
+            if "direct_requests_covered" in b
+        },
         "section 8 refusal F1, worst language": [
             b["multilingual_refusal_f1_min_language"][s] for s in sides
         ],
@@ -1552,8 +1594,8 @@ def print_blend(b: dict[str, Any]) -> None:
     if "speed" in b:
         for key in ("check_many_texts_per_s", "check_p50_ms"):
             lines[key] = [b["speed"][s][key] for s in sides]
-    print(f"\n## 12. e5_blend: {b['weight']} (opt-in) against the default")
-    print("| measure | default | e5_blend |\n|---|---|---|")
+    print(f"\n## {number}. {option}: {b['weight']} (opt-in) against the default")
+    print(f"| measure | default | {option} |\n|---|---|---|")
     for name, (x, z) in lines.items():
         cells = [v if isinstance(v, str) else _fmt(v) for v in (x, z)]
         print(f"| {name} | {cells[0]} | {cells[1]} |")

@@ -67,6 +67,6 @@ def train(data_dir: Path, out_dir: Path, cache_dir: Path, seed: int, quiet: bool
         return
     rows = head.meta.get("train_rows", 0)
     click.echo(
-        f"trained the main head ({len(head.heads)} outputs) on {rows} rows, the outside head "
-        f"and the injection head; wrote {out_dir}"
+        f"trained the main head ({len(head.heads)} outputs) on {rows} rows, the outside head, "
+        f"the injection head and the nearest-neighbour memory; wrote {out_dir}"
     )

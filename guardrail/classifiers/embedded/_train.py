@@ -4,7 +4,8 @@
 (``seeds/*.jsonl``), drops the sets in ``EXCLUDED_SOURCES``, keeps the train split (dev is never
 seen), embeds the texts (cached on disk by text hash), fits the MLP head with masked, weighted
 binary cross-entropy and Adam, calibrates each output with Platt scaling on a held-out slice of
-the train split, and writes the head next to a JSON file of metadata.
+the train split, and writes the head next to a JSON file of metadata; then the outside head, the
+injection head and the nearest-neighbour memory of the training prompts (``_memory.py``).
 
 Row weights (``_row_weights``): each set weighs ``n ** -source_power`` of its size, times its
 ``source_boost``; then, inside each language that has both classes, safe and unsafe rows are
@@ -54,10 +55,12 @@ from guardrail.classifiers.embedded._labels import (
     Targets,
     targets,
 )
+from guardrail.classifiers.embedded._memory import Memory, build_memory, save_memory
 
 __all__ = [
     "TrainConfig",
     "fit_head",
+    "fit_memory",
     "outside_sample",
     "recipe_rows",
     "seed_rows",
@@ -142,6 +145,9 @@ class TrainConfig:
     # The injection head (a segment read against its document, see _injection.py): hidden
     # units per member (0: no injection head).
     injection_hidden: int = 128
+    # The nearest-neighbour memory of the training prompts (_memory.py, for the classifier's
+    # opt-in knn_blend): principal components kept (0: no memory).
+    memory_dims: int = 128
 
 
 def _hash_fraction(key: str) -> float:
@@ -361,6 +367,8 @@ def train(
     head, t = fit_calibrated(x, train_rows, config, progress=progress)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
     save_head(head, Path(out_dir))
+    if config.memory_dims > 0:
+        save_memory(fit_memory(x, train_rows, config), Path(out_dir))
     if config.outside_rows > 0:
         rows = outside_sample(train_rows, config)
         if progress:
@@ -378,6 +386,15 @@ def train(
         injection = fit_injection_head(train_rows, Path(cache_dir), config, progress=progress)
         save_head(injection, Path(out_dir), INJECTION)
     return head
+
+
+def fit_memory(x: np.ndarray, rows: Sequence[Row], config: TrainConfig) -> Memory:
+    """The nearest-neighbour memory (``_memory.py``) of the prompts among ``rows`` whose
+    ``unsafe`` label is known, each with its training weight; ``x`` are the rows' features."""
+    t = targets(rows)
+    keep = (t.mask[:, 0] > 0) & np.array([r.role == "prompt" for r in rows])
+    weight = _row_weights(rows, config)
+    return build_memory(x[keep, :-1], t.y[keep, 0] > 0, weight[keep], config.memory_dims)
 
 
 def fit_injection_head(
