@@ -1570,17 +1570,11 @@ def print_blend(b: dict[str, Any], number: int = 12) -> None:
         "refusal F1, English (Do-Not-Answer)": [
             (b["refusal_en"][s] or {}).get("f1") for s in sides
         ],
-        "section 7 covered recall": [
-            b["multilingual_requests_covered"][s]["recall"] for s in sides
-        ],
-        "section 7 covered FPR": [b["multilingual_requests_covered"][s]["fpr"] for s in sides],
-        "section 7 covered PR-AUC": [
-            b["multilingual_requests_covered"][s]["pr_auc"] for s in sides
-        ],
         **{
-            f"section 13 covered {name}": [b["direct_requests_covered"][s][k] for s in sides]
+            f"section {sec} covered {name}": [b[key][s][k] for s in sides]
+            for key, sec in (("multilingual_requests_covered", 7), ("direct_requests_covered", 13))
+            if key in b
             for k, name in (("recall", "recall"), ("fpr", "FPR"), ("pr_auc", "PR-AUC"))
-            if "direct_requests_covered" in b
         },
         "section 8 refusal F1, worst language": [
             b["multilingual_refusal_f1_min_language"][s] for s in sides

@@ -47,8 +47,7 @@ from guardrail.classifiers.embedded._head import (
     Head,
     features,
     load_head,
-    logit,
-    sigmoid,
+    logit_mix,
 )
 from guardrail.classifiers.embedded._injection import context_features
 from guardrail.classifiers.embedded._memory import Memory, load_memory
@@ -359,7 +358,7 @@ class EmbeddedClassifier:
         if not texts:
             return []
         probs, embeddings = self._predict_all(texts, is_response, np.asarray(outside))
-        blended: dict[int, str] = {}  # whole-text row -> what the e5 blend did to it
+        blended: dict[int, str] = {}  # whole-text row -> what the e5 and knn blends did to it
         if self.outside is not None and o.e5_blend > 0:
             blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         if self.memory is not None:
@@ -451,10 +450,9 @@ class EmbeddedClassifier:
         parts: dict[int, list[str]] = {int(i): [] for i in rows}
         for k, col in enumerate(columns):
             at, own = rows[unsure[:, k]], unsure[:, k]
-            mixed = (1 - w) * logit(probs[at, col]) + w * logit(second[own, col])
             for i, main, e5 in zip(at, probs[at, col], second[own, col], strict=True):
                 parts[int(i)].append(f"{self.head.heads[col]} {main:.2f} with e5's {e5:.2f}")
-            probs[at, col] = sigmoid(mixed)
+            probs[at, col] = logit_mix(probs[at, col], second[own, col], w)
         return {i: f"whole text blended (e5_blend {w}): " + "; ".join(p) for i, p in parts.items()}
 
     def _blend_memory(
@@ -479,7 +477,7 @@ class EmbeddedClassifier:
         # certainty cannot drown the head's score whatever the weight.
         vote = np.clip(self.memory.vote(embeddings[rows]), 0.02, 0.98)
         own = probs[rows, col]
-        probs[rows, col] = sigmoid((1 - w) * logit(own) + w * logit(vote))
+        probs[rows, col] = logit_mix(own, vote, w)
         note = "whole text blended (knn_blend {}): unsafe {:.2f} with the neighbours' {:.2f}"
         return [(int(i), note.format(w, a, b)) for i, a, b in zip(rows, own, vote, strict=True)]
 

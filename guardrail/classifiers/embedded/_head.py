@@ -25,6 +25,7 @@ __all__ = [
     "Head",
     "load_head",
     "logit",
+    "logit_mix",
     "save_head",
     "sigmoid",
 ]
@@ -85,6 +86,12 @@ def logit(p: np.ndarray) -> np.ndarray:
     """The inverse of ``sigmoid`` for probabilities, clipped to [1e-6, 1 - 1e-6] first."""
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.asarray(np.log(p / (1 - p)))
+
+
+def logit_mix(p: np.ndarray, q: np.ndarray, w: float) -> np.ndarray:
+    """Two probabilities blended in logit space, weight ``w`` on ``q``: ``sigmoid((1 - w)
+    logit(p) + w logit(q))`` (the classifier's e5 and nearest-neighbour blends)."""
+    return sigmoid((1 - w) * logit(p) + w * logit(q))
 
 
 def features(embeddings: np.ndarray, is_response: np.ndarray) -> np.ndarray:
