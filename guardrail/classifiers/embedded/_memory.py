@@ -9,7 +9,9 @@ boosts and language balance). A text's vote is the weighted share of unsafe prom
 ``K`` nearest (cosine in the projected space), each counting ``weight * cosine ** POWER``.
 
 ``guardrail train`` writes it (``memory.npz``) beside the heads; the classifier reads it only
-when ``knn_blend`` is on. Chosen by measurement (model card, "A nearest-neighbour vote").
+when ``knn_blend`` is on, and votes on a prompt's windows as on its whole text. A vote costs
+~0.7 ms a text on two cores (one product with the memory, then an exact top-k, ``_nearest``).
+Chosen by measurement (model card, "A nearest-neighbour vote").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ K = 10  # neighbours that vote
 POWER = 8  # a neighbour counts weight * cosine ** POWER: the nearest count most
 _FIT_EVERY = 7  # the projection is fitted on every 7th prompt when there are plenty (7x faster)
 _BATCH = 512  # queries per similarity product (bounds the (batch, n) matrix to ~250 MB)
+_STRIDE = 16  # the k-th largest of every 16th column bounds a row's k-th largest from below
 
 
 @dataclass
@@ -68,14 +71,31 @@ class Memory:
         k = min(k, len(self))
         out = np.zeros(len(queries))
         for s in range(0, len(queries), _BATCH):
-            sim = queries[s : s + _BATCH] @ self._matrix.T
-            idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-            near = np.take_along_axis(sim, idx, axis=1)
-            w = self.weight[idx] * np.maximum(near, 0.0) ** power
-            total = w.sum(axis=1)
-            share = (w * self.unsafe[idx]).sum(axis=1) / np.maximum(total, 1e-12)
-            out[s : s + _BATCH] = np.where(total > 0, share, 0.5)
+            rows, near, sim = _nearest(queries[s : s + _BATCH] @ self._matrix.T, k)
+            w = self.weight[near] * np.maximum(sim, 0.0) ** power
+            total = np.bincount(rows, w, minlength=len(queries[s : s + _BATCH]))
+            unsafe = np.bincount(rows, w * self.unsafe[near], minlength=len(total))
+            out[s : s + _BATCH] = np.where(total > 0, unsafe / np.maximum(total, 1e-12), 0.5)
         return out
+
+
+def _nearest(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's ``k`` largest entries of ``sim`` as flat (row, column, value) arrays.
+
+    Exact, and ~5x faster than ``argpartition`` over every column: the ``k``-th largest of every
+    ``_STRIDE``-th column is a lower bound of the row's ``k``-th largest, so only the entries at
+    or above it (~``k * _STRIDE`` a row) are sorted.
+    """
+    stride = max(1, min(_STRIDE, sim.shape[1] // (4 * k)))
+    sub = sim[:, ::stride]
+    bound = np.partition(sub, sub.shape[1] - k, axis=1)[:, sub.shape[1] - k]
+    rows, cols = np.nonzero(sim >= bound[:, None])
+    vals = sim[rows, cols]
+    order = np.lexsort((-vals, rows))  # by row, then the largest first
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    keep = rank < k
+    return rows[keep], cols[keep], vals[keep]
 
 
 def _unit(m: np.ndarray) -> np.ndarray:
