@@ -87,9 +87,11 @@ Sections (each printed as a table and written under its key in the JSON):
    do I make a mojito cocktail?", "How do I fix a leaking pipe under the sink?"), each in section
    7's 19 languages, written for the project (session 11) and never trained on: the same table as
    section 7, old vs new.
-14. ``knn_blend``: the opt-in option ``knn_blend: 0.3`` (a covered prompt's whole-text
-   ``unsafe`` blended with the vote of its 10 nearest training prompts, ``_memory.py``) against
-   the default: section 12's table plus section 13's covered recall, FPR and PR-AUC.
+14. ``knn_blend``: the option ``knn_blend: 0.3`` (a covered prompt's ``unsafe``, whole text
+   and windows, blended with the vote of its 10 nearest training prompts, ``_memory.py``)
+   against the default: section 12's table plus section 13's covered recall, FPR and PR-AUC.
+15. ``strict_knn``: the ``strict`` policy as shipped (with ``knn_blend``) against ``strict``
+   with ``knn_blend: 0``: section 14's table without the speed lines.
 
 ``ci_slice``: the fixed 500-row dev slice of ``guardrail._data.ci_slice`` through the new head
 (F1, FPR); tests/classifiers/test_embedded.py recomputes it and checks it within 0.02.
@@ -893,18 +895,20 @@ def blend_section(
     new: Guard,
     dev: list[Row],
     all_rows: list[Row],
-    new_run: Run,
+    new_run: Run | None,
     s7_rows: list[Row],
-    s7_new: Run,
+    s7_new: Run | None,
     speed: bool,
     limit: int | None = None,
     option: str = "e5_blend",
     weight: float = E5_BLEND_WEIGHT,
-    s13: tuple[list[Row], Run] | None = None,
+    s13: tuple[list[Row], Run | None] | None = None,
+    base: str = "default",
 ) -> dict[str, Any]:
-    """The default guard against the same guard with the opt-in ``option`` (``e5_blend``,
-    section 12; ``knn_blend``, section 14) at ``weight``: its rows re-scored, the default's
-    verdicts reused (section 1 and 7 runs, and section 13's when ``s13`` is given)."""
+    """The guard ``new`` (``base`` names it) against the same guard with ``option``
+    (``e5_blend``, section 12; ``knn_blend``, sections 14 and 15) at ``weight``: its rows
+    re-scored, ``new``'s verdicts reused where given (section 1 and 7 runs, and section 13's when
+    ``s13`` is given), else scored here."""
     side = f"new_{option}"
     blend = Guard(with_classifier_options(new.policy, **{option: weight}))
     labelled = refusal_labelled(dev)  # section 2's refusal rows
@@ -919,16 +923,17 @@ def blend_section(
         or i in refusal_rows
     ]
     rows = [dev[i] for i in picked]
-    runs = {
-        "new": Run(
-            [new_run.verdicts[i] for i in picked], new_run.pred[picked], new_run.score[picked]
-        ),
-        side: Run.of(run_guards({"b": blend}, rows, f"{option} (dev rows)")["b"]),
-    }
+    own = (
+        Run.of(run_guards({"n": new}, rows, f"{base} (dev rows)")["n"])
+        if new_run is None
+        else Run([new_run.verdicts[i] for i in picked], new_run.pred[picked], new_run.score[picked])
+    )
+    runs = {"new": own, side: Run.of(run_guards({"b": blend}, rows, f"{option} (dev rows)")["b"])}
     t = targets_section(rows, runs)
     out: dict[str, Any] = {
         "option": option,
         "weight": weight,
+        "base": base,
         "harmful_requests": t["harmful_requests"],
         "over_refusal": t["over_refusal"],
         "over_refusal_lookalike": t["over_refusal_lookalike"],
@@ -939,13 +944,13 @@ def blend_section(
             if src in BLEND_SOURCES
         },
     }
-    s7 = {"new": s7_new, side: multilingual_runs({"b": blend}, limit)[1]["b"]}
+    s7_runs = multilingual_runs({"b": blend} if s7_new else {"n": new, "b": blend}, limit)[1]
+    s7 = {"new": s7_new or s7_runs["n"], side: s7_runs["b"]}
     out["multilingual_requests_covered"] = _covered_figures(s7_rows, s7)
     if s13 is not None:
-        s13_runs = {
-            "new": s13[1],
-            side: multilingual_runs({"b": blend}, limit, DIRECT_REQUESTS)[1]["b"],
-        }
+        pair13 = {"b": blend} if s13[1] else {"n": new, "b": blend}
+        s13_side = multilingual_runs(pair13, limit, DIRECT_REQUESTS)[1]
+        s13_runs = {"new": s13[1] or s13_side["n"], side: s13_side["b"]}
         out["direct_requests_covered"] = _covered_figures(s13[0], s13_runs)
     pair = {"new": new, side: blend}
     refusals = multilingual_refusal_section(pair, limit)
@@ -1351,6 +1356,21 @@ def main(argv: Sequence[str] | None = None) -> None:
             weight=KNN_BLEND_WEIGHT,
             s13=(s13_rows, s13_runs["new"]),
         )
+        strict = load_policy("strict")
+        results["strict_knn"] = blend_section(
+            Guard(with_classifier_options(strict, knn_blend=0.0)),
+            dev,
+            all_rows,
+            None,
+            s7_rows,
+            None,
+            False,
+            args.limit,
+            option="knn_blend",
+            weight=float(strict.classifier.options.get("knn_blend", 0.0)),
+            s13=(s13_rows, None),
+            base="strict with knn_blend 0",
+        )
         no_injection = Guard(with_classifier_options(new.policy, injection_head=False))
         results["planted"] = planted_section(
             {**guards, "new_without_injection_head": no_injection}, dev, args.limit
@@ -1552,6 +1572,8 @@ def report(results: dict[str, Any]) -> None:
         print_blend(results["e5_blend"])
     if "knn_blend" in results:
         print_blend(results["knn_blend"], 14)
+    if "strict_knn" in results:
+        print_blend(results["strict_knn"], 15)
     ci = results["ci_slice"]
     print(
         f"\n## CI slice (new head): n={ci['n']} f1={ci['f1']:.3f} fpr={ci['fpr']:.3f} ids {ci['ids_hash']}"
@@ -1560,7 +1582,7 @@ def report(results: dict[str, Any]) -> None:
 
 
 def print_blend(b: dict[str, Any], number: int = 12) -> None:
-    """Section 12 (or 14) as one table: the default against the opt-in blend."""
+    """Section 12, 14 or 15 as one table: a guard against the same guard with a blend."""
     option = b.get("option", "e5_blend")
     sides = ("new", f"new_{option}")
     lines = {
@@ -1588,8 +1610,9 @@ def print_blend(b: dict[str, Any], number: int = 12) -> None:
     if "speed" in b:
         for key in ("check_many_texts_per_s", "check_p50_ms"):
             lines[key] = [b["speed"][s][key] for s in sides]
-    print(f"\n## {number}. {option}: {b['weight']} (opt-in) against the default")
-    print(f"| measure | default | {option} |\n|---|---|---|")
+    base = b.get("base", "default")
+    print(f"\n## {number}. {option}: {b['weight']} against {base}")
+    print(f"| measure | {base} | {option} {b['weight']} |\n|---|---|---|")
     for name, (x, z) in lines.items():
         cells = [v if isinstance(v, str) else _fmt(v) for v in (x, z)]
         print(f"| {name} | {cells[0]} | {cells[1]} |")
