@@ -71,6 +71,10 @@ ENCODER_LANGUAGES = frozenset(
 # document would cost e5 ~3x what the main encoder spends on it; see the model card).
 E5_BLEND_MAX_CHARS = 500
 
+# The nearest-neighbour vote is clipped to [1 - this, this] (0 or 1 when the neighbours agree):
+# one side's certainty cannot drown the head's score whatever the weight.
+_VOTE_MAX = 0.98
+
 _heads_lock = threading.Lock()
 _heads: dict[tuple[Path, str], Head] = {}
 
@@ -363,7 +367,8 @@ class EmbeddedClassifier:
         if self.outside is not None and o.e5_blend > 0:
             blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         if self.memory is not None:
-            for i, note in self._blend_memory(bounds[:-1], probs, embeddings, is_response, outside):
+            voted = self._blend_memory(bounds[:-1], probs, embeddings, is_response, outside, floors)
+            for i, note in voted:
                 blended[i] = f"{blended[i]}; {note}" if i in blended else note
         # A window's score counts only at or above its floor; the whole text always counts.
         counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
@@ -463,22 +468,26 @@ class EmbeddedClassifier:
         embeddings: np.ndarray,
         is_response: list[bool],
         outside: list[bool],
+        floors: list[float],
     ) -> list[tuple[int, str]]:
         """Blend, in place, the ``unsafe`` score of covered prompts and of their windows with
         the memory's vote (a window judged alone is judged as a prompt would be: without it,
         a request that the vote lifts over the flag would fall back under it once padded).
+        A window that stays under its floor whatever the vote is left as it is (it does not
+        count either way), which spares most of a long text's votes.
 
         Returns:
             (whole-text row, note) for each blended prompt.
         """
         assert self.memory is not None
-        rows = np.flatnonzero(~(np.asarray(is_response) | np.asarray(outside)))
+        w, col = self.options.knn_blend, self._columns["unsafe"]
+        reach = logit_mix(probs[:, col], np.full(len(probs), _VOTE_MAX), w)
+        rows = np.flatnonzero(
+            ~(np.asarray(is_response) | np.asarray(outside)) & (reach >= np.asarray(floors))
+        )
         if not len(rows):
             return []
-        w, col = self.options.knn_blend, self._columns["unsafe"]
-        # The vote is a share (0 or 1 when the neighbours agree): clipped so one side's
-        # certainty cannot drown the head's score whatever the weight.
-        vote = np.clip(self.memory.vote(embeddings[rows]), 0.02, 0.98)
+        vote = np.clip(self.memory.vote(embeddings[rows]), 1 - _VOTE_MAX, _VOTE_MAX)
         own = probs[rows, col]
         probs[rows, col] = logit_mix(own, vote, w)
         whole = set(wholes)

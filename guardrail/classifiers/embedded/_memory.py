@@ -55,8 +55,9 @@ class Memory:
     weight: np.ndarray
 
     def __post_init__(self) -> None:
-        # Dequantised once: float32 products are ~10x faster than int8 ones in numpy.
-        self._matrix = _unit(self.vectors.astype(np.float32) * self.scale)
+        # Dequantised once (float32 products are ~10x faster than int8 ones in numpy) and stored
+        # transposed: a product with a few queries then reads it in order, ~2x faster.
+        self._columns = np.ascontiguousarray(_unit(self.vectors.astype(np.float32) * self.scale).T)
 
     def __len__(self) -> int:
         return len(self.unsafe)
@@ -71,7 +72,7 @@ class Memory:
         k = min(k, len(self))
         out = np.zeros(len(queries))
         for s in range(0, len(queries), _BATCH):
-            rows, near, sim = _nearest(queries[s : s + _BATCH] @ self._matrix.T, k)
+            rows, near, sim = _nearest(queries[s : s + _BATCH] @ self._columns, k)
             w = self.weight[near] * np.maximum(sim, 0.0) ** power
             total = np.bincount(rows, w, minlength=len(queries[s : s + _BATCH]))
             unsafe = np.bincount(rows, w * self.unsafe[near], minlength=len(total))
