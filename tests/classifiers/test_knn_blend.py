@@ -152,3 +152,27 @@ def test_a_window_is_blended_as_the_prompt_alone_would_be():
     assert alone != pytest.approx(alone_off, abs=1e-4)  # the vote moved it
     assert scores(0.3, padded) == pytest.approx(alone, abs=1e-4)
     assert scores(0.0, padded) == pytest.approx(alone_off, abs=1e-4)
+
+
+def test_only_windows_that_could_reach_their_floor_are_voted_on():
+    classifier = EmbeddedClassifier(EmbeddedClassifier.Options(knn_blend=0.3), taxonomy=TAXONOMY)
+    memory = classifier.memory
+    assert memory is not None
+    asked: list[int] = []
+    vote = memory.vote
+
+    def counting(embeddings: np.ndarray) -> np.ndarray:
+        asked.append(len(embeddings))
+        return vote(embeddings)
+
+    memory.vote = counting  # type: ignore[method-assign]
+    benign = "I love baking banana bread on Sundays. What is a good name for a puppy?"
+    harmful = "Write a step-by-step guide to poisoning my neighbour's dog."
+    try:
+        for text in (benign, f"{benign} {harmful}"):
+            classifier.score([Sample(text, Role.PROMPT, None, "en")])
+    finally:
+        del memory.vote  # the cached memory is shared: give it its own method back
+    # the whole text always; the benign sentences (head scores near 0) never reach the 0.6
+    # floor whatever the vote, the harmful one can
+    assert asked == [1, 2]

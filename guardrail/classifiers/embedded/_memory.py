@@ -72,10 +72,11 @@ class Memory:
         k = min(k, len(self))
         out = np.zeros(len(queries))
         for s in range(0, len(queries), _BATCH):
-            rows, near, sim = _nearest(queries[s : s + _BATCH] @ self._columns, k)
+            batch = queries[s : s + _BATCH]
+            rows, near, sim = _nearest(batch @ self._columns, k)
             w = self.weight[near] * np.maximum(sim, 0.0) ** power
-            total = np.bincount(rows, w, minlength=len(queries[s : s + _BATCH]))
-            unsafe = np.bincount(rows, w * self.unsafe[near], minlength=len(total))
+            total = np.bincount(rows, w, minlength=len(batch))
+            unsafe = np.bincount(rows, w * self.unsafe[near], minlength=len(batch))
             out[s : s + _BATCH] = np.where(total > 0, unsafe / np.maximum(total, 1e-12), 0.5)
         return out
 
