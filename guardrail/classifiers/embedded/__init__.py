@@ -30,9 +30,10 @@ and the whole text's embeddings are already there.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,8 +76,11 @@ E5_BLEND_MAX_CHARS = 500
 # one side's certainty cannot drown the head's score whatever the weight.
 _VOTE_MAX = 0.98
 
-_heads_lock = threading.Lock()
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_cache_lock = threading.Lock()
 _heads: dict[tuple[Path, str], Head] = {}
+_memories: dict[Path, Memory] = {}
 
 
 def default_head_dir() -> Path:
@@ -84,27 +88,27 @@ def default_head_dir() -> Path:
     return Path(str(resources.files("guardrail.classifiers.embedded") / "data"))
 
 
+def _cached(store: dict[_K, _V], key: _K, load: Callable[[], _V]) -> _V:
+    """``store[key]``, loaded by ``load`` the first time (under one lock, so that classifiers
+    built at the same time read a head or memory from disk once)."""
+    with _cache_lock:
+        if key not in store:
+            store[key] = load()
+        return store[key]
+
+
 def _cached_head(directory: Path, stem: str = MAIN) -> Head:
     key = (directory.resolve(), stem)
-    with _heads_lock:
-        if key not in _heads:
-            _heads[key] = load_head(*key)
-        return _heads[key]
+    return _cached(_heads, key, lambda: load_head(*key))
 
 
 def _head_dir(options: EmbeddedClassifier.Options) -> Path:
     return Path(options.head_dir) if options.head_dir else default_head_dir()
 
 
-_memories: dict[Path, Memory] = {}
-
-
 def _cached_memory(directory: Path) -> Memory:
     key = directory.resolve()
-    with _heads_lock:
-        if key not in _memories:
-            _memories[key] = load_memory(key)
-        return _memories[key]
+    return _cached(_memories, key, lambda: load_memory(key))
 
 
 def _head_of(options: EmbeddedClassifier.Options) -> Head:
