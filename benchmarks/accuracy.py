@@ -112,7 +112,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -923,12 +923,25 @@ def blend_section(
         or i in refusal_rows
     ]
     rows = [dev[i] for i in picked]
-    own = (
-        Run.of(run_guards({"n": new}, rows, f"{base} (dev rows)")["n"])
+
+    def pair_runs(
+        given: Run | None, score: Callable[[dict[str, Guard]], dict[str, Run]]
+    ) -> dict[str, Run]:
+        """``new``'s run (``given``, else scored beside the blend: the guards take turns on each
+        batch and share its embeddings) and the blend's."""
+        if given is None:
+            return score({"new": new, side: blend})
+        return {"new": given, **score({side: blend})}
+
+    given = (
+        None
         if new_run is None
         else Run([new_run.verdicts[i] for i in picked], new_run.pred[picked], new_run.score[picked])
     )
-    runs = {"new": own, side: Run.of(run_guards({"b": blend}, rows, f"{option} (dev rows)")["b"])}
+    runs = pair_runs(
+        given,
+        lambda g: {k: Run.of(v) for k, v in run_guards(g, rows, f"{option} (dev rows)").items()},
+    )
     t = targets_section(rows, runs)
     out: dict[str, Any] = {
         "option": option,
@@ -944,13 +957,10 @@ def blend_section(
             if src in BLEND_SOURCES
         },
     }
-    s7_runs = multilingual_runs({"b": blend} if s7_new else {"n": new, "b": blend}, limit)[1]
-    s7 = {"new": s7_new or s7_runs["n"], side: s7_runs["b"]}
+    s7 = pair_runs(s7_new, lambda g: multilingual_runs(g, limit)[1])
     out["multilingual_requests_covered"] = _covered_figures(s7_rows, s7)
     if s13 is not None:
-        pair13 = {"b": blend} if s13[1] else {"n": new, "b": blend}
-        s13_side = multilingual_runs(pair13, limit, DIRECT_REQUESTS)[1]
-        s13_runs = {"new": s13[1] or s13_side["n"], side: s13_side["b"]}
+        s13_runs = pair_runs(s13[1], lambda g: multilingual_runs(g, limit, DIRECT_REQUESTS)[1])
         out["direct_requests_covered"] = _covered_figures(s13[0], s13_runs)
     pair = {"new": new, side: blend}
     refusals = multilingual_refusal_section(pair, limit)
