@@ -88,9 +88,9 @@ def test_fit_memory_keeps_prompts_with_a_known_label():
     assert memory.unsafe.sum() == 5
 
 
-def _classifier(**options: object) -> EmbeddedClassifier:
+def _classifier(windows: bool = False, **options: object) -> EmbeddedClassifier:
     return EmbeddedClassifier(
-        EmbeddedClassifier.Options(windows=False, **options),  # type: ignore[arg-type]
+        EmbeddedClassifier.Options(windows=windows, **options),  # type: ignore[arg-type]
         taxonomy=TAXONOMY,
     )
 
@@ -143,10 +143,11 @@ def test_a_window_is_blended_as_the_prompt_alone_would_be():
     padded = f"I love baking banana bread on Sundays. {request} What is a good name for a puppy?"
 
     def scores(knn: float, text: str) -> float:
-        classifier = EmbeddedClassifier(
-            EmbeddedClassifier.Options(knn_blend=knn), taxonomy=TAXONOMY
+        return (
+            _classifier(windows=True, knn_blend=knn)
+            .score([Sample(text, Role.PROMPT, None, "en")])[0]
+            .unsafe
         )
-        return classifier.score([Sample(text, Role.PROMPT, None, "en")])[0].unsafe
 
     alone, alone_off = scores(0.3, request), scores(0.0, request)
     assert alone != pytest.approx(alone_off, abs=1e-4)  # the vote moved it
@@ -155,7 +156,7 @@ def test_a_window_is_blended_as_the_prompt_alone_would_be():
 
 
 def test_only_windows_that_could_reach_their_floor_are_voted_on():
-    classifier = EmbeddedClassifier(EmbeddedClassifier.Options(knn_blend=0.3), taxonomy=TAXONOMY)
+    classifier = _classifier(windows=True, knn_blend=0.3)
     memory = classifier.memory
     assert memory is not None
     asked: list[int] = []
