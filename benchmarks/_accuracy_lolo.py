@@ -9,6 +9,11 @@ uses (``.cache/embeddings`` under the repository root), so a second run only ret
 The recipe is whatever ``guardrail/classifiers/embedded/_train.py`` ships at run time
 (``recipe_rows`` and ``fit_calibrated`` with ``TrainConfig``), so the tables follow the head
 being trained.
+
+With ``knn_blend`` > 0 (the policy's nearest-neighbour vote, ``_memory.py``) each head gets the
+memory of its own training prompts (``fit_memory``: the held-out head's memory lacks the group
+too), and the tables add ``in_vote`` and ``held_out_vote``: a covered prompt's score blended with
+its memory's vote as the classifier does (whole texts; answers and other languages unblended).
 """
 
 from __future__ import annotations
@@ -23,8 +28,14 @@ from _accuracy_metrics import metrics
 
 from guardrail._data import Row
 from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
-from guardrail.classifiers.embedded._head import features
-from guardrail.classifiers.embedded._train import TrainConfig, fit_calibrated, recipe_rows
+from guardrail.classifiers.embedded._head import features, logit_mix
+from guardrail.classifiers.embedded._memory import Memory
+from guardrail.classifiers.embedded._train import (
+    TrainConfig,
+    fit_calibrated,
+    fit_memory,
+    recipe_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE_DIR = ROOT / ".cache" / "embeddings"
@@ -57,6 +68,24 @@ def _figures(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, An
     return {k: m[k] for k in ("n", "pos", "precision", "recall", "f1", "fpr", "pr_auc")}
 
 
+# The vote's clip, as the classifier's (_VOTE_MAX in embedded/__init__.py).
+VOTE_MAX = 0.98
+
+
+def voted(
+    score: np.ndarray, x: np.ndarray, rows: Sequence[Row], memory: Memory, weight: float
+) -> np.ndarray:
+    """``score`` with each covered prompt's blended with ``memory``'s vote at ``weight`` (``x``:
+    the rows' head features, the embedding and the role bit)."""
+    covered = covered_languages()
+    mask = np.array([r.role == "prompt" and r.lang in covered for r in rows], dtype=bool)
+    out = np.asarray(score, dtype=float).copy()
+    if mask.any():
+        vote = np.clip(memory.vote(x[mask, :-1]), 1 - VOTE_MAX, VOTE_MAX)
+        out[mask] = logit_mix(out[mask], vote, weight)
+    return out
+
+
 def _headline(m: dict[str, Any]) -> tuple[str, float | None]:
     """The figure that means something for the group: F1 with both labels, else recall / FPR."""
     if m["pos"] and m["pos"] < m["n"]:
@@ -71,8 +100,10 @@ def leave_one_out(
     groups: Sequence[str],
     threshold: float,
     covered: frozenset[str] | None = None,
+    knn_blend: float = 0.0,
 ) -> dict[str, Any]:
-    """Held-out vs in-distribution figures on each group's dev rows (``key(row) == group``)."""
+    """Held-out vs in-distribution figures on each group's dev rows (``key(row) == group``),
+    and with ``knn_blend`` > 0 the same with each head's memory voting."""
     from tqdm import tqdm
 
     embed = _Embedder()
@@ -82,8 +113,13 @@ def leave_one_out(
     train = recipe_rows(train, config)  # with the form variants, as `guardrail train` fits
     x_train = embed(train)
     full, _ = fit_calibrated(x_train, train, config)
+    full_memory = fit_memory(x_train, train, config) if knn_blend else None
     out: dict[str, Any] = {
-        "config": {"recipe": "TrainConfig() with ensemble=1", "threshold": threshold},
+        "config": {
+            "recipe": "TrainConfig() with ensemble=1",
+            "threshold": threshold,
+            "knn_blend": knn_blend,
+        },
         "groups": {},
     }
     for group in tqdm(groups, desc="leave one out", unit="head"):
@@ -92,10 +128,13 @@ def leave_one_out(
         if not rows or keep.all():
             continue
         x, y = embed(rows), np.array([r.unsafe for r in rows])
-        held, _ = fit_calibrated(
-            x_train[keep], [r for r, k in zip(train, keep, strict=True) if k], config
-        )
+        kept = [r for r, k in zip(train, keep, strict=True) if k]
+        held, _ = fit_calibrated(x_train[keep], kept, config)
         scores = {name: head.predict(x)[:, 0] for name, head in (("in", full), ("held_out", held))}
+        if full_memory is not None:
+            held_memory = fit_memory(x_train[keep], kept, config)
+            for name, memory in (("in", full_memory), ("held_out", held_memory)):
+                scores[f"{name}_vote"] = voted(scores[name], x, rows, memory, knn_blend)
         result: dict[str, Any] = {
             name: _figures(y, score, threshold) for name, score in scores.items()
         }
@@ -117,6 +156,8 @@ def leave_one_out(
             if in_value is None or held_value is None
             else (held_value - in_value if metric == "fpr" else in_value - held_value),
         )
+        if "held_out_vote" in scores:
+            result["held_vote_value"] = result["held_out_vote"][metric]
         if covered is not None:
             result["covered"] = group in covered
         out["groups"][group] = result
@@ -127,12 +168,15 @@ def leave_one_out(
 def threshold_sweep(groups: dict[str, Any]) -> dict[str, Any]:
     """Per swept threshold, the mean held-out and in-distribution figure over the groups with
     both labels (F1), with only unsafe rows (recall) and with only safe rows (FPR), and the
-    threshold with the best mean held-out F1."""
+    threshold with the best mean held-out F1 (and with the vote, where the groups have it)."""
     out: dict[str, Any] = {}
+    sides = ["held_out", "in"]
+    if groups and all("held_out_vote_by_threshold" in g for g in groups.values()):
+        sides += ["held_out_vote", "in_vote"]
     for t in map(str, SWEEP_THRESHOLDS):
         line: dict[str, Any] = {}
         for metric in ("f1", "recall", "fpr"):
-            for side in ("held_out", "in"):
+            for side in sides:
                 values = [
                     g[f"{side}_by_threshold"][t]
                     for g in groups.values()
@@ -141,15 +185,19 @@ def threshold_sweep(groups: dict[str, Any]) -> dict[str, Any]:
                 line[f"{side}_{metric}"] = float(np.mean(values)) if values else None
             line[f"groups_{metric}"] = sum(g["metric"] == metric for g in groups.values())
         out[t] = line
-    f1 = {t: v["held_out_f1"] for t, v in out.items() if v["held_out_f1"] is not None}
-    return {
-        "by_threshold": out,
-        "best_mean_held_out_f1": float(max(f1, key=lambda t: f1[t])) if f1 else None,
-    }
+    result: dict[str, Any] = {"by_threshold": out}
+    for side in sides[::2]:  # held_out, held_out_vote
+        f1 = {t: v[f"{side}_f1"] for t, v in out.items() if v[f"{side}_f1"] is not None}
+        best = float(max(f1, key=lambda t: f1[t])) if f1 else None
+        result["best_mean_held_out_f1" if side == "held_out" else "best_mean_vote_f1"] = best
+    return result
 
 
-def transfer_tables(train: list[Row], dev: list[Row], threshold: float) -> dict[str, Any]:
-    """Leave-one-language-out over languages with enough dev rows, and leave-one-source-out."""
+def transfer_tables(
+    train: list[Row], dev: list[Row], threshold: float, knn_blend: float = 0.0
+) -> dict[str, Any]:
+    """Leave-one-language-out over languages with enough dev rows, and leave-one-source-out
+    (with each head's memory voting too when ``knn_blend`` > 0)."""
     counts: dict[str, int] = {}
     for r in dev:
         if r.lang:
@@ -158,7 +206,15 @@ def transfer_tables(train: list[Row], dev: list[Row], threshold: float) -> dict[
     sources = sorted({r.source for r in dev})
     return {
         "languages": leave_one_out(
-            train, dev, lambda r: r.lang, languages, threshold, covered=covered_languages()
+            train,
+            dev,
+            lambda r: r.lang,
+            languages,
+            threshold,
+            covered=covered_languages(),
+            knn_blend=knn_blend,
         ),
-        "sources": leave_one_out(train, dev, lambda r: r.source, sources, threshold),
+        "sources": leave_one_out(
+            train, dev, lambda r: r.source, sources, threshold, knn_blend=knn_blend
+        ),
     }

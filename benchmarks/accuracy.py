@@ -35,7 +35,9 @@ Sections (each printed as a table and written under its key in the JSON):
 4. ``transfer`` (``--transfer``, slow: retrains one head per group): leave-one-language-out and
    leave-one-source-out (``_accuracy_lolo``), with the training recipe shipped at run time, at
    the policy's flag and swept over 0.3-0.5 (``threshold_sweep``: the mean held-out F1, recall
-   and FPR per threshold, and the threshold with the best mean held-out F1).
+   and FPR per threshold, and the threshold with the best mean held-out F1); where the policy
+   votes (``knn_blend``), each head's own memory votes too (``held_out_vote``: the group is out
+   of the head and of the memory).
 5. ``speed``: in-process ``Guard.check_prompt`` p50 over single prompts (what ``guardrail check``
    does after start-up; the encoder's embedding cache is emptied before every timed call) and ``check_many`` throughput on mixed texts (short prompts, long
    multi-sentence texts, responses), old and new in alternating rounds; the issue allows the new
@@ -87,9 +89,12 @@ Sections (each printed as a table and written under its key in the JSON):
    do I make a mojito cocktail?", "How do I fix a leaking pipe under the sink?"), each in section
    7's 19 languages, written for the project (session 11) and never trained on: the same table as
    section 7, old vs new.
-14. ``knn_blend``: the option ``knn_blend: 0.3`` (a covered prompt's ``unsafe``, whole text
-   and windows, blended with the vote of its 10 nearest training prompts, ``_memory.py``)
-   against the default: section 12's table plus section 13's covered recall, FPR and PR-AUC.
+14. ``knn_blend``: the vote (a covered prompt's ``unsafe``, whole text and windows, blended
+   with the vote of its 10 nearest training prompts, ``_memory.py``): the policy as shipped
+   against the same policy with ``knn_blend: 0`` and the prompt flag it had before the vote
+   (``PRE_KNN_FLAG``, 0.4) when it votes (``default`` since session 14), else against the
+   policy with ``knn_blend: 0.3``: section 12's table plus section 13's covered recall, FPR and
+   PR-AUC.
 15. ``strict_knn``: the ``strict`` policy as shipped (with ``knn_blend``) against ``strict``
    with ``knn_blend: 0``: section 14's table without the speed lines.
 
@@ -874,6 +879,8 @@ def outside_section(
 
 E5_BLEND_WEIGHT = 0.4
 KNN_BLEND_WEIGHT = 0.3  # section 14 (scratch study of session 12: 0.2 and 0.3 tried)
+# Section 14, when the policy votes: the default's prompt flag before it did (session 13).
+PRE_KNN_FLAG = 0.4
 BLEND_SOURCES = (
     "hatecheck",
     "mhc",
@@ -904,13 +911,17 @@ def blend_section(
     weight: float = E5_BLEND_WEIGHT,
     s13: tuple[list[Row], Run | None] | None = None,
     base: str = "default",
+    blend: Guard | None = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """The guard ``new`` (``base`` names it) against the same guard with ``option``
-    (``e5_blend``, section 12; ``knn_blend``, sections 14 and 15) at ``weight``: its rows
-    re-scored, ``new``'s verdicts reused where given (section 1 and 7 runs, and section 13's when
-    ``s13`` is given), else scored here."""
+    (``e5_blend``, section 12; ``knn_blend``, sections 14 and 15) at ``weight``, or against
+    ``blend`` where given: rows re-scored, the given runs (section 1 and 7 runs, and section 13's
+    when ``s13`` is given) reused where given, else scored here. The given runs are ``new``'s,
+    or ``blend``'s when ``blend`` is given (section 14: the shipped default is the blend)."""
     side = f"new_{option}"
-    blend = Guard(with_classifier_options(new.policy, **{option: weight}))
+    reused = "new" if blend is None else side
+    blend = blend or Guard(with_classifier_options(new.policy, **{option: weight}))
     labelled = refusal_labelled(dev)  # section 2's refusal rows
     refusal_rows = set(labelled[0]) if labelled else set()
     picked = [
@@ -927,11 +938,12 @@ def blend_section(
     def pair_runs(
         given: Run | None, score: Callable[[dict[str, Guard]], dict[str, Run]]
     ) -> dict[str, Run]:
-        """``new``'s run (``given``, else scored beside the blend: the guards take turns on each
-        batch and share its embeddings) and the blend's."""
+        """Both sides' runs: ``given`` for the ``reused`` side, the other scored here (both when
+        ``given`` is None: the guards take turns on each batch and share its embeddings)."""
+        pair = {"new": new, side: blend}
         if given is None:
-            return score({"new": new, side: blend})
-        return {"new": given, **score({side: blend})}
+            return score(pair)
+        return {reused: given, **score({k: g for k, g in pair.items() if k != reused})}
 
     given = (
         None
@@ -947,6 +959,7 @@ def blend_section(
         "option": option,
         "weight": weight,
         "base": base,
+        "label": label or f"{option} {weight}",
         "harmful_requests": t["harmful_requests"],
         "over_refusal": t["over_refusal"],
         "over_refusal_lookalike": t["over_refusal_lookalike"],
@@ -1092,6 +1105,16 @@ def with_prompt_flag(policy_source: str, flag: float) -> Policy:
     if unsafe.get("block_at") is not None and unsafe["block_at"] < flag:
         unsafe["block_at"] = flag
     return Policy.model_validate(data)
+
+
+def before_the_vote(policy_source: str) -> Policy | None:
+    """Section 14's base for a policy whose classifier votes (``knn_blend`` > 0): the same
+    policy with ``knn_blend: 0`` and its prompt flag at ``PRE_KNN_FLAG``; None when it does not
+    vote (section 14 then adds the vote to the policy instead)."""
+    policy = with_prompt_flag(policy_source, PRE_KNN_FLAG)
+    if not float(policy.classifier.options.get("knn_blend", 0.0)):
+        return None
+    return with_classifier_options(policy, knn_blend=0.0)
 
 
 def _flagged_at(policy: Policy, verdicts: Sequence[Verdict]) -> np.ndarray:
@@ -1353,19 +1376,37 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["e5_blend"] = blend_section(
             new, dev, all_rows, runs["new"], s7_rows, s7_runs["new"], not args.no_speed, args.limit
         )
-        results["knn_blend"] = blend_section(
-            new,
-            dev,
-            all_rows,
-            runs["new"],
-            s7_rows,
-            s7_runs["new"],
-            not args.no_speed,
-            args.limit,
-            option="knn_blend",
-            weight=KNN_BLEND_WEIGHT,
-            s13=(s13_rows, s13_runs["new"]),
-        )
+        if before := before_the_vote(args.policy):
+            results["knn_blend"] = blend_section(
+                Guard(before),
+                dev,
+                all_rows,
+                runs["new"],
+                s7_rows,
+                s7_runs["new"],
+                not args.no_speed,
+                args.limit,
+                option="knn_blend",
+                weight=float(new.policy.classifier.options["knn_blend"]),
+                s13=(s13_rows, s13_runs["new"]),
+                base=f"{args.policy} without the vote, flag {PRE_KNN_FLAG}",
+                blend=new,
+                label=f"{args.policy} as shipped",
+            )
+        else:
+            results["knn_blend"] = blend_section(
+                new,
+                dev,
+                all_rows,
+                runs["new"],
+                s7_rows,
+                s7_runs["new"],
+                not args.no_speed,
+                args.limit,
+                option="knn_blend",
+                weight=KNN_BLEND_WEIGHT,
+                s13=(s13_rows, s13_runs["new"]),
+            )
         strict = load_policy("strict")
         results["strict_knn"] = blend_section(
             Guard(with_classifier_options(strict, knn_blend=0.0)),
@@ -1399,7 +1440,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Training rows as `guardrail train` sees them (excluded sets out, the seeds in).
         t_train = split_rows(training_rows(args.data))[0]
         t_train = limited(t_train, 4 * args.limit) if args.limit else t_train
-        results["transfer"] = transfer_tables(t_train, dev, threshold)
+        knn = float(new.policy.classifier.options.get("knn_blend", 0.0))
+        results["transfer"] = transfer_tables(t_train, dev, threshold, knn)
     results["summary"] = summary(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
     report(results)
@@ -1490,24 +1532,11 @@ def report(results: dict[str, Any]) -> None:
             print_table(
                 f"4. Leave one {kind[:-1]} out (metric at the base flag threshold; gap > 0 = worse held out)",
                 table["groups"],
-                ("n", "metric", "in_value", "held_value", "gap", "covered"),
+                ("n", "metric", "in_value", "held_value", "gap", "held_vote_value", "covered"),
             )
             sweep = table.get("threshold_sweep")
             if sweep:
-                print(
-                    f"mean over held-out {kind} by threshold (best held-out F1 at "
-                    f"{sweep['best_mean_held_out_f1']}):"
-                )
-                for t, line in sweep["by_threshold"].items():
-                    print(
-                        f"  {t:5} "
-                        + "  ".join(
-                            f"{m} held {_fmt(line[f'held_out_{m}'])} / in {_fmt(line[f'in_{m}'])} "
-                            f"({line[f'groups_{m}']} groups)"
-                            for m in ("f1", "recall", "fpr")
-                            if line[f"groups_{m}"]
-                        )
-                    )
+                print_transfer_sweep(kind, sweep)
     if "speed" in results:
         s = results["speed"]
         print("\n## 5. Speed (" + s["single_prompt"] + f"; check_many on {s['texts']})")
@@ -1620,12 +1649,35 @@ def print_blend(b: dict[str, Any], number: int = 12) -> None:
     if "speed" in b:
         for key in ("check_many_texts_per_s", "check_p50_ms"):
             lines[key] = [b["speed"][s][key] for s in sides]
-    base = b.get("base", "default")
-    print(f"\n## {number}. {option}: {b['weight']} against {base}")
-    print(f"| measure | {base} | {option} {b['weight']} |\n|---|---|---|")
+    base, label = b.get("base", "default"), b.get("label", f"{option} {b['weight']}")
+    print(f"\n## {number}. {option}: {label} against {base}")
+    print(f"| measure | {base} | {label} |\n|---|---|---|")
     for name, (x, z) in lines.items():
         cells = [v if isinstance(v, str) else _fmt(v) for v in (x, z)]
         print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
+def print_transfer_sweep(kind: str, sweep: dict[str, Any]) -> None:
+    """Section 4's mean figures per threshold: the head, then (where measured) with its vote."""
+    sides = [("", "best_mean_held_out_f1")]
+    if "best_mean_vote_f1" in sweep:
+        sides.append(("_vote", "best_mean_vote_f1"))
+    for suffix, best in sides:
+        with_vote = " with the vote" if suffix else ""
+        print(
+            f"mean over held-out {kind}{with_vote} by threshold (best held-out F1 at "
+            f"{sweep[best]}):"
+        )
+        for t, line in sweep["by_threshold"].items():
+            print(
+                f"  {t:5} "
+                + "  ".join(
+                    f"{m} held {_fmt(line[f'held_out{suffix}_{m}'])} / in "
+                    f"{_fmt(line[f'in{suffix}_{m}'])} ({line[f'groups_{m}']} groups)"
+                    for m in ("f1", "recall", "fpr")
+                    if line[f"groups_{m}"]
+                )
+            )
 
 
 def _fmt(x: float | None) -> str:

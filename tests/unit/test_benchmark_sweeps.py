@@ -12,7 +12,13 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 from _accuracy_lolo import SWEEP_THRESHOLDS, threshold_sweep  # noqa: E402
-from accuracy import OUTSIDE_MIN_ROWS, _flagged_at, with_prompt_flag  # noqa: E402
+from accuracy import (  # noqa: E402
+    OUTSIDE_MIN_ROWS,
+    PRE_KNN_FLAG,
+    _flagged_at,
+    before_the_vote,
+    with_prompt_flag,
+)
 
 from guardrail import Guard, load_policy  # noqa: E402
 from guardrail._data import Row  # noqa: E402
@@ -57,6 +63,24 @@ def test_with_prompt_flag_moves_only_the_prompt_flag():
     # A flag over the policy's block threshold raises the block threshold with it.
     strict = with_prompt_flag("strict", 0.5)
     assert strict.thresholds.prompt.unsafe.block_at == 0.5
+
+
+def test_section_14_compares_a_voting_policy_with_itself_before_the_vote():
+    default = load_policy("default")
+    assert default.classifier.options["knn_blend"] > 0
+    before = before_the_vote("default")
+    assert before is not None
+    assert before.classifier.options["knn_blend"] == 0.0
+    assert before.thresholds.prompt.unsafe.flag_at == PRE_KNN_FLAG
+    assert before.thresholds.prompt.unsafe.flag_at < default.thresholds.prompt.unsafe.flag_at
+    # Everything else is the policy's own.
+    assert before.thresholds.response == default.thresholds.response
+    assert before.thresholds.prompt.categories == default.thresholds.prompt.categories
+    assert {k: v for k, v in before.classifier.options.items() if k != "knn_blend"} == {
+        k: v for k, v in default.classifier.options.items() if k != "knn_blend"
+    }
+    # A policy without the vote has no "before": section 14 adds the vote to it instead.
+    assert before_the_vote("permissive") is None
 
 
 def test_a_verdict_is_re_decided_at_the_swept_flag():
