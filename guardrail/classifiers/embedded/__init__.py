@@ -258,7 +258,8 @@ class EmbeddedClassifier:
                 "Opt-in second reading of covered texts: where the main head is unsure, a "
                 "text's whole-text unsafe (and an answer's refusal) score becomes a blend of the "
                 "main head's and the outside head's (e5), with this weight on e5's, in logit "
-                "space. Windows and categories stay the main head's. Measured with 0.4: unseen "
+                "space. Windows and categories stay the main head's. Measured with 0.4 (session "
+                "11, against the default before its knn_blend): unseen "
                 "requests in the covered languages recall 0.58 -> 0.61 at fewer false alarms and "
                 "dev harmful-request F1 0.905 -> 0.919, but HateCheck's non-hateful cases "
                 "flagged 20% -> 35%, padded recall 95% -> 93% of clean and a prompt's latency "
@@ -283,14 +284,15 @@ class EmbeddedClassifier:
             ge=0,
             le=1,
             description=(
-                "Opt-in nearest-neighbour vote: a covered prompt's unsafe score, whole text and "
-                "each window, becomes a blend, in logit space with this weight, of the main "
-                "head's score and the weighted share of unsafe prompts among its 10 nearest "
-                "training prompts (the memory.npz that guardrail train writes beside the heads). "
-                "Categories, answers and texts outside coverage are unchanged. Measured with "
-                "0.3: unseen requests in the covered languages recall 0.58 -> 0.64 and short "
-                "direct requests 0.39 -> 0.48, at more false alarms on their benign twins and "
-                "on CoCoNot's contrast prompts (4.0% -> 5.5%; see the model card, "
+                "Nearest-neighbour vote (0.3 in the default and strict policies): a covered "
+                "prompt's unsafe score, whole text and each window, becomes a blend, in logit "
+                "space with this weight, of the main head's score and the weighted share of "
+                "unsafe prompts among its 10 nearest training prompts (the memory.npz that "
+                "guardrail train writes beside the heads). Categories, answers and texts outside "
+                "coverage are unchanged. The vote lifts scores, so it goes with a higher flag: "
+                "with 0.3 and the prompt flag 0.45 instead of 0.4, CoCoNot's contrast prompts are "
+                "flagged as often (4.0%) and dev harmful-request F1 rises 0.905 -> 0.930, unseen "
+                "requests in the covered languages are caught 58% -> 61% (see the model card, "
                 "benchmark section 14). 0: off (the memory is not read)."
             ),
         )

@@ -146,7 +146,7 @@ class TrainConfig:
     # units per member (0: no injection head).
     injection_hidden: int = 128
     # The nearest-neighbour memory of the training prompts (_memory.py, for the classifier's
-    # opt-in knn_blend): principal components kept (0: no memory).
+    # knn_blend, on in the default policy): principal components kept (0: no memory).
     memory_dims: int = 128
 
 
