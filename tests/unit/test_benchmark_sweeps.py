@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
-from _accuracy_lolo import SWEEP_THRESHOLDS, threshold_sweep  # noqa: E402
+from _accuracy_lolo import SWEEP_THRESHOLDS, threshold_sweep, voted  # noqa: E402
 from accuracy import (  # noqa: E402
     OUTSIDE_MIN_ROWS,
     PRE_KNN_FLAG,
@@ -22,6 +23,8 @@ from accuracy import (  # noqa: E402
 
 from guardrail import Guard, load_policy  # noqa: E402
 from guardrail._data import Row  # noqa: E402
+from guardrail.classifiers.embedded._head import logit_mix  # noqa: E402
+from guardrail.classifiers.embedded._memory import build_memory  # noqa: E402
 from guardrail.engine import evaluate  # noqa: E402
 from guardrail.types import Action, Role, ScoreSet  # noqa: E402
 
@@ -124,3 +127,46 @@ def test_outside_section_compares_the_guard_with_and_without_its_outside_head():
     # The main head alone scored the rows itself ("text 3 vi" is no harmful request).
     assert out["groups"]["ntrex/vi"]["old"]["fpr"] < 1.0
     assert "outside_head: false" in out["sides"]["old"]
+
+
+def _answer_or_prompt(i: int, role: str, lang: str | None) -> Row:
+    return Row(f"t:{i}", f"text {i}", role, None, lang, False, (), "t")
+
+
+def test_the_transfer_vote_blends_covered_prompts_only():
+    rng = np.random.default_rng(0)
+    stored = rng.normal(size=(40, 16)).astype(np.float32)
+    unsafe = np.arange(40) < 20
+    memory = build_memory(stored, unsafe, np.ones(40, dtype=np.float32), dims=8)
+    # Queries: two stored prompts (one unsafe, one safe), then the same vectors as an answer,
+    # as a prompt in a language outside the encoder and as one of unknown language.
+    q = stored[[0, 30, 0, 0, 0]]
+    x = np.hstack([q, np.zeros((5, 1), dtype=np.float32)])  # features: embedding + role bit
+    kinds = [("prompt", "en"), ("prompt", "de"), ("response", "en"), ("prompt", "vi")]
+    kinds.append(("prompt", None))
+    rows = [_answer_or_prompt(i, role, lang) for i, (role, lang) in enumerate(kinds)]
+    score = np.full(5, 0.4)
+    out = voted(score, x, rows, memory, 0.3)
+    vote = np.clip(memory.vote(q[:2]), 0.02, 0.98)
+    assert vote[0] > 0.5 > vote[1]  # its nearest stored prompt is itself
+    np.testing.assert_allclose(out[:2], logit_mix(score[:2], vote, 0.3))
+    assert out[0] > 0.4 > out[1]
+    np.testing.assert_array_equal(out[2:], score[2:])  # answers and other languages as they were
+    np.testing.assert_array_equal(score, 0.4)  # the input is not changed in place
+
+
+def test_threshold_sweep_names_the_best_voted_threshold_when_every_group_has_the_vote():
+    groups = {
+        "ar": _group("f1", [0.5, 0.6, 0.7, 0.6, 0.5], [0.9] * 5),
+        "ko": _group("f1", [0.3, 0.4, 0.5, 0.6, 0.5], [0.8] * 5),
+    }
+    assert "best_mean_vote_f1" not in threshold_sweep(groups)
+    for g, voted_f1 in zip(groups.values(), ([0.5, 0.6, 0.7, 0.8, 0.7], [0.3] * 5), strict=True):
+        g["held_out_vote_by_threshold"] = dict(
+            zip(map(str, SWEEP_THRESHOLDS), voted_f1, strict=True)
+        )
+        g["in_vote_by_threshold"] = dict(zip(map(str, SWEEP_THRESHOLDS), [0.9] * 5, strict=True))
+    sweep = threshold_sweep(groups)
+    assert sweep["best_mean_held_out_f1"] == 0.4
+    assert sweep["best_mean_vote_f1"] == 0.45
+    assert sweep["by_threshold"]["0.45"]["held_out_vote_f1"] == pytest.approx(0.55)
