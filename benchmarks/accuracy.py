@@ -1376,37 +1376,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["e5_blend"] = blend_section(
             new, dev, all_rows, runs["new"], s7_rows, s7_runs["new"], not args.no_speed, args.limit
         )
-        if before := before_the_vote(args.policy):
-            results["knn_blend"] = blend_section(
-                Guard(before),
-                dev,
-                all_rows,
-                runs["new"],
-                s7_rows,
-                s7_runs["new"],
-                not args.no_speed,
-                args.limit,
-                option="knn_blend",
-                weight=float(new.policy.classifier.options["knn_blend"]),
-                s13=(s13_rows, s13_runs["new"]),
-                base=f"{args.policy} without the vote, flag {PRE_KNN_FLAG}",
-                blend=new,
-                label=f"{args.policy} as shipped",
-            )
-        else:
-            results["knn_blend"] = blend_section(
-                new,
-                dev,
-                all_rows,
-                runs["new"],
-                s7_rows,
-                s7_runs["new"],
-                not args.no_speed,
-                args.limit,
-                option="knn_blend",
-                weight=KNN_BLEND_WEIGHT,
-                s13=(s13_rows, s13_runs["new"]),
-            )
+        # A policy that votes against itself before the vote; one that does not, with the vote.
+        before = before_the_vote(args.policy)
+        results["knn_blend"] = blend_section(
+            Guard(before) if before else new,
+            dev,
+            all_rows,
+            runs["new"],
+            s7_rows,
+            s7_runs["new"],
+            not args.no_speed,
+            args.limit,
+            option="knn_blend",
+            weight=float(new.policy.classifier.options["knn_blend"])
+            if before
+            else KNN_BLEND_WEIGHT,
+            s13=(s13_rows, s13_runs["new"]),
+            base=f"{args.policy} without the vote, flag {PRE_KNN_FLAG}" if before else "default",
+            blend=new if before else None,
+            label=f"{args.policy} as shipped" if before else None,
+        )
         strict = load_policy("strict")
         results["strict_knn"] = blend_section(
             Guard(with_classifier_options(strict, knn_blend=0.0)),
