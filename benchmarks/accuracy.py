@@ -1392,7 +1392,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if before
             else KNN_BLEND_WEIGHT,
             s13=(s13_rows, s13_runs["new"]),
-            base=f"{args.policy} without the vote, flag {PRE_KNN_FLAG}" if before else "default",
+            base=f"{args.policy} without the vote, flag {PRE_KNN_FLAG}" if before else args.policy,
             blend=new if before else None,
             label=f"{args.policy} as shipped" if before else None,
         )
