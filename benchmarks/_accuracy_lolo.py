@@ -28,7 +28,7 @@ from _accuracy_metrics import metrics
 
 from guardrail._data import Row
 from guardrail.classifiers.embedded._embedding import EmbeddingCache, encoder_tag, get_text_encoder
-from guardrail.classifiers.embedded._head import features, logit_mix
+from guardrail.classifiers.embedded._head import features
 from guardrail.classifiers.embedded._memory import Memory
 from guardrail.classifiers.embedded._train import (
     TrainConfig,
@@ -68,10 +68,6 @@ def _figures(y: np.ndarray, score: np.ndarray, threshold: float) -> dict[str, An
     return {k: m[k] for k in ("n", "pos", "precision", "recall", "f1", "fpr", "pr_auc")}
 
 
-# The vote's clip, as the classifier's (_VOTE_MAX in embedded/__init__.py).
-VOTE_MAX = 0.98
-
-
 def voted(
     score: np.ndarray, x: np.ndarray, rows: Sequence[Row], memory: Memory, weight: float
 ) -> np.ndarray:
@@ -81,8 +77,7 @@ def voted(
     mask = np.array([r.role == "prompt" and r.lang in covered for r in rows], dtype=bool)
     out = np.asarray(score, dtype=float).copy()
     if mask.any():
-        vote = np.clip(memory.vote(x[mask, :-1]), 1 - VOTE_MAX, VOTE_MAX)
-        out[mask] = logit_mix(out[mask], vote, weight)
+        out[mask] = memory.blend(out[mask], x[mask, :-1], weight)[0]
     return out
 
 
@@ -128,11 +123,11 @@ def leave_one_out(
         if not rows or keep.all():
             continue
         x, y = embed(rows), np.array([r.unsafe for r in rows])
-        kept = [r for r, k in zip(train, keep, strict=True) if k]
-        held, _ = fit_calibrated(x_train[keep], kept, config)
+        kept, x_kept = [r for r, k in zip(train, keep, strict=True) if k], x_train[keep]
+        held, _ = fit_calibrated(x_kept, kept, config)
         scores = {name: head.predict(x)[:, 0] for name, head in (("in", full), ("held_out", held))}
         if full_memory is not None:
-            held_memory = fit_memory(x_train[keep], kept, config)
+            held_memory = fit_memory(x_kept, kept, config)
             for name, memory in (("in", full_memory), ("held_out", held_memory)):
                 scores[f"{name}_vote"] = voted(scores[name], x, rows, memory, knn_blend)
         result: dict[str, Any] = {

@@ -51,7 +51,7 @@ from guardrail.classifiers.embedded._head import (
     logit_mix,
 )
 from guardrail.classifiers.embedded._injection import context_features
-from guardrail.classifiers.embedded._memory import Memory, load_memory
+from guardrail.classifiers.embedded._memory import VOTE_MAX, Memory, load_memory
 from guardrail.classifiers.embedded._windows import split_windows
 from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
@@ -71,10 +71,6 @@ ENCODER_LANGUAGES = frozenset(
 # The e5 blend reads texts up to this many characters (harmful requests are short; a long
 # document would cost e5 ~3x what the main encoder spends on it; see the model card).
 E5_BLEND_MAX_CHARS = 500
-
-# The nearest-neighbour vote is clipped to [1 - this, this] (0 or 1 when the neighbours agree):
-# one side's certainty cannot drown the head's score whatever the weight.
-_VOTE_MAX = 0.98
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -487,15 +483,14 @@ class EmbeddedClassifier:
         """
         assert self.memory is not None
         w, col = self.options.knn_blend, self._columns["unsafe"]
-        reach = logit_mix(probs[:, col], np.full(len(probs), _VOTE_MAX), w)
+        reach = logit_mix(probs[:, col], np.full(len(probs), VOTE_MAX), w)
         rows = np.flatnonzero(
             ~(np.asarray(is_response) | np.asarray(outside)) & (reach >= np.asarray(floors))
         )
         if not len(rows):
             return []
-        vote = np.clip(self.memory.vote(embeddings[rows]), 1 - _VOTE_MAX, _VOTE_MAX)
         own = probs[rows, col]
-        probs[rows, col] = logit_mix(own, vote, w)
+        probs[rows, col], vote = self.memory.blend(own, embeddings[rows], w)
         whole = set(wholes)
         note = "whole text blended (knn_blend {}): unsafe {:.2f} with the neighbours' {:.2f}"
         return [

@@ -21,9 +21,20 @@ from pathlib import Path
 
 import numpy as np
 
+from guardrail.classifiers.embedded._head import logit_mix
 from guardrail.errors import ConfigError
 
-__all__ = ["DIMS", "MEMORY", "POWER", "K", "Memory", "build_memory", "load_memory", "save_memory"]
+__all__ = [
+    "DIMS",
+    "MEMORY",
+    "POWER",
+    "VOTE_MAX",
+    "K",
+    "Memory",
+    "build_memory",
+    "load_memory",
+    "save_memory",
+]
 
 MEMORY = "memory"  # file stem beside the heads: memory.npz
 DIMS = 128  # principal components kept (512 -> 128 changed no figure by more than 0.01)
@@ -32,6 +43,9 @@ POWER = 8  # a neighbour counts weight * cosine ** POWER: the nearest count most
 _FIT_EVERY = 7  # the projection is fitted on every 7th prompt when there are plenty (7x faster)
 _BATCH = 512  # queries per similarity product (bounds the (batch, n) matrix to ~250 MB)
 _STRIDE = 16  # the k-th largest of every 16th column bounds a row's k-th largest from below
+# A blended vote is clipped to [1 - VOTE_MAX, VOTE_MAX] (0 or 1 when the neighbours agree): one
+# side's certainty cannot drown the head's score whatever the weight.
+VOTE_MAX = 0.98
 
 
 @dataclass
@@ -79,6 +93,19 @@ class Memory:
             unsafe = np.bincount(rows, w * self.unsafe[near], minlength=len(batch))
             out[s : s + _BATCH] = np.where(total > 0, unsafe / np.maximum(total, 1e-12), 0.5)
         return out
+
+    def blend(
+        self, scores: np.ndarray, embeddings: np.ndarray, weight: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``scores`` (the head's, one per embedding) blended in logit space with the vote,
+        clipped to ``VOTE_MAX``, at ``weight`` (the classifier's ``knn_blend``, and the
+        benchmark's transfer tables).
+
+        Returns:
+            (the blended scores, the clipped vote).
+        """
+        vote = np.clip(self.vote(embeddings), 1 - VOTE_MAX, VOTE_MAX)
+        return logit_mix(scores, vote, weight), vote
 
 
 def _nearest(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
