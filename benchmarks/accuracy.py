@@ -826,24 +826,32 @@ def outside_section(
     s7_rows: list[Row],
     s7_run: Run,
     main_only: Guard,
+    no_vote: Guard | None = None,
 ) -> dict[str, Any]:
     """Dev rows and section 7's requests whose language label is outside the encoder's 16,
-    through the new guard (outside head) and the same guard without it (``main head only``):
-    per data set and language, and for benign sets the worst language's false-positive rate."""
+    through the new guard (outside head) and the same guard without it (``main head only``),
+    and, where given, without its outside vote (``no_vote``: ``outside_knn_blend: 0``): per
+    data set and language, and for benign sets the worst language's false-positive rate."""
     idx = [i for i, r in enumerate(dev) if (r.lang or "und") not in ENCODER_LANGUAGES]
     s7_idx = [i for i, r in enumerate(s7_rows) if r.lang not in ENCODER_LANGUAGES]
     rows = [dev[i] for i in idx] + [s7_rows[i] for i in s7_idx]
     # "old" here is the new guard without its outside head, "new" the new guard as shipped.
+    others = {"old": main_only} | ({"no_vote": no_vote} if no_vote else {})
     sides = {
-        "old": Run.of(run_guards({"m": main_only}, rows, "outside rows (main head only)")["m"]),
-        "new": Run.of([run.verdicts[i] for i in idx] + [s7_run.verdicts[i] for i in s7_idx]),
+        side: Run.of(v)
+        for side, v in run_guards(others, rows, "outside rows (without the head / vote)").items()
     }
+    sides["new"] = Run.of([run.verdicts[i] for i in idx] + [s7_run.verdicts[i] for i in s7_idx])
     y = np.array([r.unsafe for r in rows], dtype=bool)
     groups: dict[str, list[int]] = {}
     for i, r in enumerate(rows):
         groups.setdefault(f"{r.source}/{r.lang}", []).append(i)
     out: dict[str, Any] = {
-        "sides": {"old": "new head, outside_head: false", "new": "new head with its outside head"},
+        "sides": {
+            "old": "new head, outside_head: false",
+            "no_vote": "new head with its outside head, outside_knn_blend: 0",
+            "new": "new head with its outside head",
+        },
         "groups": {},
         "benign_worst": {},
     }
@@ -1372,7 +1380,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["flag_sweep"] = flag_sweep_section(
             args.policy, new.policy, dev, runs["new"], s7_rows, s7_runs["new"]
         )
-        results["outside"] = outside_section(dev, runs["new"], s7_rows, s7_runs["new"], main_only)
+        outside_vote = float(new.policy.classifier.options.get("outside_knn_blend", 0.0))
+        results["outside"] = outside_section(
+            dev,
+            runs["new"],
+            s7_rows,
+            s7_runs["new"],
+            main_only,
+            Guard(with_classifier_options(new.policy, outside_knn_blend=0.0))
+            if outside_vote
+            else None,
+        )
         results["e5_blend"] = blend_section(
             new, dev, all_rows, runs["new"], s7_rows, s7_runs["new"], not args.no_speed, args.limit
         )
@@ -1580,6 +1598,17 @@ def report(results: dict[str, Any]) -> None:
             side_by_side(results["outside"]["groups"], oc),
             paired_columns(oc),
         )
+        voteless = {
+            name: {"old": pair["no_vote"], "new": pair["new"]}
+            for name, pair in results["outside"]["groups"].items()
+            if "no_vote" in pair
+        }
+        if voteless:
+            print_table(
+                "10b. The same rows: old = the new head without the outside vote (outside_knn_blend: 0), new = as shipped",
+                side_by_side(voteless, oc[:3]),
+                paired_columns(oc[:3]),
+            )
         for source, line in results["outside"]["benign_worst"].items():
             for side, w in line.items():
                 print(

@@ -101,6 +101,8 @@ def test_head_loads_fast_and_matches_its_metadata():
     sizes = {p.name: p.stat().st_size for p in default_head_dir().iterdir()}
     memory = sizes.pop("memory.npz")  # knn_blend's memory: 121,670 prompts x 128 int8 ~16.4 MB
     assert memory < 17_000_000
+    outside = sizes.pop("outside_memory.npz")  # outside_knn_blend's: 33,158 prompts ~4.6 MB
+    assert outside < 5_000_000
     assert sum(sizes.values()) < 6_000_000  # main ~2.3 MB, outside ~1.7 MB, injection ~1.5 MB
 
 

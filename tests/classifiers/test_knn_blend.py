@@ -177,3 +177,48 @@ def test_only_windows_that_could_reach_their_floor_are_voted_on():
     # the whole text always; the benign sentences (head scores near 0) never reach the 0.6
     # floor whatever the vote, the harmful one can
     assert asked == [1, 2]
+
+
+OUTSIDE_REQUEST = Sample("Làm thế nào để chế tạo một quả bom tại nhà?", Role.PROMPT, None, "vi")
+
+
+def test_outside_texts_vote_in_the_outside_memory_and_nothing_else_moves():
+    """outside_knn_blend: a prompt the outside head scores is blended with the vote of the
+    outside head's training prompts (e5 space); covered prompts and answers are not."""
+    from guardrail.classifiers.embedded._e5 import get_e5_encoder
+
+    assert _classifier().outside_memory is None  # off: the memory is not even read
+    on, off = _classifier(outside_knn_blend=0.3), _classifier()
+    assert on.memory is None and on.outside_memory is not None
+    assert on.outside is not None
+    emb = get_e5_encoder().embed([OUTSIDE_REQUEST.text])
+    head = float(on.outside.predict(features(emb, np.zeros(1)))[0, 0])
+    vote = float(np.clip(on.outside_memory.vote(emb)[0], 0.02, 0.98))
+    expected = 1 / (
+        1 + np.exp(-(0.7 * np.log(head / (1 - head)) + 0.3 * np.log(vote / (1 - vote))))
+    )
+    blended, plain = on.score([OUTSIDE_REQUEST])[0], off.score([OUTSIDE_REQUEST])[0]
+    assert plain.unsafe == pytest.approx(head, abs=1e-5)
+    assert blended.unsafe == pytest.approx(expected, abs=1e-4) and blended.unsafe != plain.unsafe
+    assert blended.coverage == "outside" and blended.categories == plain.categories
+    (note,) = [n for n in blended.notes if "outside_knn_blend" in n]
+    assert f"unsafe {head:.2f} with the neighbours' {vote:.2f}" in note
+    others = [
+        Sample(REQUEST, Role.PROMPT, None, "en"),
+        Sample("Sure. Bom được làm từ ống thép.", Role.RESPONSE, "Làm sao?", "vi"),
+    ]
+    for a, b in zip(on.score(others), off.score(others), strict=True):
+        assert (a.unsafe, a.refusal, a.notes) == (b.unsafe, b.refusal, b.notes)
+
+
+def test_the_outside_memory_is_read_only_with_the_outside_head(tmp_path):
+    assert _classifier(outside_head=False, outside_knn_blend=0.3).outside_memory is None
+    for stem in ("embedded_head", "outside_head", "injection_head"):
+        for ext in (".npz", ".json"):
+            (tmp_path / f"{stem}{ext}").write_bytes(
+                (default_head_dir() / f"{stem}{ext}").read_bytes()
+            )
+    with pytest.raises(ConfigError, match="outside_memory.npz.*outside_knn_blend: 0"):
+        _classifier(head_dir=str(tmp_path), outside_knn_blend=0.3)
+    with pytest.raises(ValueError, match="outside_knn_blend"):
+        EmbeddedClassifier.Options(outside_knn_blend=-0.1)

@@ -127,13 +127,13 @@ def _scored(
 
     def predict_all(
         texts: list[str], is_response: list[bool], outside: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         probs = np.zeros((len(texts), len(classifier.head.heads)))
         probs[:, column] = [
             0.1 if t == PADDED else segment if t in segments else span for t in texts
         ]
         heads.extend(outside.tolist())
-        return probs, np.zeros((len(texts), 512), dtype=np.float32)
+        return probs, *(np.zeros((len(texts), d), dtype=np.float32) for d in (512, 384))
 
     heads: list[bool] = []
     monkeypatch.setattr(classifier, "_predict_all", predict_all)

@@ -100,9 +100,10 @@ def _row(i: int, lang: str, unsafe: bool, source: str) -> Row:
 
 
 def test_outside_section_compares_the_guard_with_and_without_its_outside_head():
-    """Section 10 keeps outside-language rows only, runs the main head alone on them, and gives
-    benign sets' worst language; the new side reuses the verdicts it is given."""
-    from accuracy import Run, main_head_only, outside_section
+    """Section 10 keeps outside-language rows only, runs the main head alone on them (and the
+    guard without its outside vote, where given), and gives benign sets' worst language; the
+    new side reuses the verdicts it is given."""
+    from accuracy import Run, main_head_only, outside_section, with_classifier_options
 
     guard = Guard.from_policy("default")
     dev = [_row(i, "vi", False, "ntrex") for i in range(OUTSIDE_MIN_ROWS)]
@@ -111,10 +112,19 @@ def test_outside_section_compares_the_guard_with_and_without_its_outside_head():
     # Verdicts that flag every row, so the new side's figures are what it was given.
     flagged = ScoreSet(unsafe=0.9, categories={}, classifier="embedded", version="test")
     verdict = evaluate(guard.policy, flagged, role=Role.PROMPT)
+    no_vote = Guard(with_classifier_options(guard.policy, outside_knn_blend=0.0))
     out = outside_section(
-        dev, Run.of([verdict] * len(dev)), s7, Run.of([verdict] * len(s7)), main_head_only(guard)
+        dev,
+        Run.of([verdict] * len(dev)),
+        s7,
+        Run.of([verdict] * len(s7)),
+        main_head_only(guard),
+        no_vote,
     )
     assert set(out["groups"]) == {"ntrex/vi", "requests_multilingual/hi"}
+    assert set(out["groups"]["ntrex/vi"]) == {"old", "no_vote", "new"}
+    assert out["groups"]["ntrex/vi"]["no_vote"]["fpr"] < 1.0  # scored by the guard itself
+    assert "outside_knn_blend: 0" in out["sides"]["no_vote"]
     assert out["groups"]["ntrex/vi"]["new"]["fpr"] == 1.0
     assert out["groups"]["requests_multilingual/hi"]["new"]["recall"] == 1.0
     assert out["benign_worst"]["ntrex"]["new"] == {

@@ -51,7 +51,13 @@ from guardrail.classifiers.embedded._head import (
     logit_mix,
 )
 from guardrail.classifiers.embedded._injection import context_features
-from guardrail.classifiers.embedded._memory import VOTE_MAX, Memory, load_memory
+from guardrail.classifiers.embedded._memory import (
+    MEMORY,
+    OUTSIDE_MEMORY,
+    VOTE_MAX,
+    Memory,
+    load_memory,
+)
 from guardrail.classifiers.embedded._windows import split_windows
 from guardrail.errors import ConfigError
 from guardrail.language import UNDETERMINED, normalize_language
@@ -76,7 +82,7 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 _cache_lock = threading.Lock()
 _heads: dict[tuple[Path, str], Head] = {}
-_memories: dict[Path, Memory] = {}
+_memories: dict[tuple[Path, str], Memory] = {}
 
 
 def default_head_dir() -> Path:
@@ -102,9 +108,9 @@ def _head_dir(options: EmbeddedClassifier.Options) -> Path:
     return Path(options.head_dir) if options.head_dir else default_head_dir()
 
 
-def _cached_memory(directory: Path) -> Memory:
-    key = directory.resolve()
-    return _cached(_memories, key, lambda: load_memory(key))
+def _cached_memory(directory: Path, stem: str = MEMORY, option: str = "knn_blend") -> Memory:
+    key = (directory.resolve(), stem)
+    return _cached(_memories, key, lambda: load_memory(*key, option))
 
 
 def _head_of(options: EmbeddedClassifier.Options) -> Head:
@@ -292,6 +298,19 @@ class EmbeddedClassifier:
                 "benchmark section 14). 0: off (the memory is not read)."
             ),
         )
+        outside_knn_blend: float = Field(
+            0.0,
+            ge=0,
+            le=1,
+            description=(
+                "The nearest-neighbour vote for texts the outside head scores: a prompt's unsafe "
+                "score, whole text and each segment, becomes a blend, in logit space with this "
+                "weight, of the outside head's score and the weighted share of unsafe prompts "
+                "among its 10 nearest outside-head training prompts in e5's space (the "
+                "outside_memory.npz that guardrail train writes beside the heads). 0: off (the "
+                "memory is not read). Needs the outside head: outside_head: false turns it off."
+            ),
+        )
         encoder_backend: Backend | None = Field(
             None,
             description=(
@@ -313,6 +332,11 @@ class EmbeddedClassifier:
             else None
         )
         self.memory = _cached_memory(_head_dir(self.options)) if self.options.knn_blend else None
+        self.outside_memory = (
+            _cached_memory(_head_dir(self.options), OUTSIDE_MEMORY, "outside_knn_blend")
+            if self.outside is not None and self.options.outside_knn_blend
+            else None
+        )
         ids = set(taxonomy.ids)
         self._columns = {h: j for j, h in enumerate(self.head.heads)}
         self._categories = [h for h in self.head.heads if h in ids]
@@ -364,12 +388,22 @@ class EmbeddedClassifier:
             bounds.append(len(texts))
         if not texts:
             return []
-        probs, embeddings = self._predict_all(texts, is_response, np.asarray(outside))
+        probs, embeddings, e5_emb = self._predict_all(texts, is_response, np.asarray(outside))
         blended: dict[int, str] = {}  # whole-text row -> what the e5 and knn blends did to it
         if self.outside is not None and o.e5_blend > 0:
             blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
-        if self.memory is not None:
-            voted = self._blend_memory(bounds[:-1], probs, embeddings, is_response, outside, floors)
+        prompt = ~np.asarray(is_response, dtype=bool)
+        e5_rows = np.asarray(outside, dtype=bool)
+        votes: tuple[tuple[Memory | None, np.ndarray, np.ndarray, float], ...] = (
+            (self.memory, embeddings, prompt & ~e5_rows, o.knn_blend),
+            (self.outside_memory, e5_emb, prompt & e5_rows, o.outside_knn_blend),
+        )
+        for memory, emb, eligible, weight in votes:
+            if memory is None:
+                continue
+            voted = self._blend_memory(
+                memory, weight, bounds[:-1], probs, emb, eligible, np.asarray(floors)
+            )
             for i, note in voted:
                 blended[i] = f"{blended[i]}; {note}" if i in blended else note
         # A window's score counts only at or above its floor; the whole text always counts.
@@ -401,23 +435,23 @@ class EmbeddedClassifier:
 
     def _predict_all(
         self, texts: list[str], is_response: list[bool], outside: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Each row's probabilities (the main head's, or the outside head's where ``outside``)
-        and its main-encoder embedding (zeros where ``outside``)."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each row's probabilities (the main head's, or the outside head's where ``outside``),
+        its main-encoder embedding (zeros where ``outside``) and its e5 embedding (zeros where
+        not ``outside``)."""
         probs = np.zeros((len(texts), len(self.head.heads)))
-        embeddings = np.zeros((len(texts), 0), dtype=np.float32)
+        embeddings = [np.zeros((len(texts), 0), dtype=np.float32) for _ in range(2)]
         role = np.asarray(is_response)
-        for outside_rows in (False, True):
+        for side, outside_rows in enumerate((False, True)):
             rows = np.flatnonzero(outside if outside_rows else ~outside)
             if not len(rows):
                 continue
             emb = self._embed([texts[i] for i in rows], outside=outside_rows)
             head = self.outside if outside_rows and self.outside is not None else self.head
             probs[rows] = head.predict(features(emb, role[rows]))
-            if not outside_rows:
-                embeddings = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
-                embeddings[rows] = emb
-        return probs, embeddings
+            embeddings[side] = np.zeros((len(texts), emb.shape[1]), dtype=np.float32)
+            embeddings[side][rows] = emb
+        return probs, embeddings[0], embeddings[1]
 
     def _blend_e5(
         self,
@@ -465,34 +499,35 @@ class EmbeddedClassifier:
 
     def _blend_memory(
         self,
+        memory: Memory,
+        w: float,
         wholes: list[int],
         probs: np.ndarray,
         embeddings: np.ndarray,
-        is_response: list[bool],
-        outside: list[bool],
-        floors: list[float],
+        eligible: np.ndarray,
+        floors: np.ndarray,
     ) -> list[tuple[int, str]]:
-        """Blend, in place, the ``unsafe`` score of covered prompts and of their windows with
-        the memory's vote (a window judged alone is judged as a prompt would be: without it,
-        a request that the vote lifts over the flag would fall back under it once padded).
-        A window that stays under its floor whatever the vote is left as it is (it does not
-        count either way), which spares most of a long text's votes.
+        """Blend, in place, the ``unsafe`` score of the ``eligible`` rows (prompts and their
+        windows; covered ones with ``knn_blend``, those the outside head scores with
+        ``outside_knn_blend``) with ``memory``'s vote at weight ``w`` (a window judged alone is
+        judged as a prompt would be: without it, a request that the vote lifts over the flag
+        would fall back under it once padded). A window that stays under its floor whatever
+        the vote is left as it is (it does not count either way), which spares most of a long
+        text's votes.
 
         Returns:
             (whole-text row, note) for each blended prompt.
         """
-        assert self.memory is not None
-        w, col = self.options.knn_blend, self._columns["unsafe"]
+        col = self._columns["unsafe"]
         reach = logit_mix(probs[:, col], np.full(len(probs), VOTE_MAX), w)
-        rows = np.flatnonzero(
-            ~(np.asarray(is_response) | np.asarray(outside)) & (reach >= np.asarray(floors))
-        )
+        rows = np.flatnonzero(eligible & (reach >= floors))
         if not len(rows):
             return []
         own = probs[rows, col]
-        probs[rows, col], vote = self.memory.blend(own, embeddings[rows], w)
+        probs[rows, col], vote = memory.blend(own, embeddings[rows], w)
         whole = set(wholes)
-        note = "whole text blended (knn_blend {}): unsafe {:.2f} with the neighbours' {:.2f}"
+        option = "knn_blend" if memory is self.memory else "outside_knn_blend"
+        note = "whole text blended (" + option + " {}): unsafe {:.2f} with the neighbours' {:.2f}"
         return [
             (int(i), note.format(w, a, b))
             for i, a, b in zip(rows, own, vote, strict=True)

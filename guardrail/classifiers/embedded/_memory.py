@@ -27,6 +27,7 @@ from guardrail.errors import ConfigError
 __all__ = [
     "DIMS",
     "MEMORY",
+    "OUTSIDE_MEMORY",
     "POWER",
     "VOTE_MAX",
     "K",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 MEMORY = "memory"  # file stem beside the heads: memory.npz
+OUTSIDE_MEMORY = "outside_memory"  # the outside head's prompts in e5's space
 DIMS = 128  # principal components kept (512 -> 128 changed no figure by more than 0.01)
 K = 10  # neighbours that vote
 POWER = 8  # a neighbour counts weight * cosine ** POWER: the nearest count most
@@ -158,10 +160,10 @@ def build_memory(
     )
 
 
-def save_memory(memory: Memory, directory: Path) -> Path:
-    """Write ``memory.npz`` into ``directory``."""
+def save_memory(memory: Memory, directory: Path, stem: str = MEMORY) -> Path:
+    """Write ``<stem>.npz`` into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{MEMORY}.npz"
+    path = directory / f"{stem}.npz"
     np.savez(
         path,
         mean=memory.mean,
@@ -174,17 +176,18 @@ def save_memory(memory: Memory, directory: Path) -> Path:
     return path
 
 
-def load_memory(directory: Path) -> Memory:
-    """Read ``memory.npz`` from ``directory``.
+def load_memory(directory: Path, stem: str = MEMORY, option: str = "knn_blend") -> Memory:
+    """Read ``<stem>.npz`` from ``directory`` (``option``: the classifier option that reads it,
+    named in the error).
 
     Raises:
         ConfigError: it is missing or broken.
     """
-    path = directory / f"{MEMORY}.npz"
+    path = directory / f"{stem}.npz"
     if not path.exists():
         raise ConfigError(
-            f"{directory} has no nearest-neighbour memory ({MEMORY}.npz, written by "
-            "`guardrail train`); retrain, or set the embedded classifier's option knn_blend: 0"
+            f"{directory} has no nearest-neighbour memory ({stem}.npz, written by "
+            f"`guardrail train`); retrain, or set the embedded classifier's option {option}: 0"
         )
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -55,7 +55,12 @@ from guardrail.classifiers.embedded._labels import (
     Targets,
     targets,
 )
-from guardrail.classifiers.embedded._memory import Memory, build_memory, save_memory
+from guardrail.classifiers.embedded._memory import (
+    OUTSIDE_MEMORY,
+    Memory,
+    build_memory,
+    save_memory,
+)
 
 __all__ = [
     "TrainConfig",
@@ -145,8 +150,9 @@ class TrainConfig:
     # The injection head (a segment read against its document, see _injection.py): hidden
     # units per member (0: no injection head).
     injection_hidden: int = 128
-    # The nearest-neighbour memory of the training prompts (_memory.py, for the classifier's
-    # knn_blend, on in the default policy): principal components kept (0: no memory).
+    # The nearest-neighbour memories of the training prompts (_memory.py): the main head's, in
+    # USE-m3's space (the classifier's knn_blend), and the outside head's, in e5's
+    # (outside_knn_blend); principal components kept (0: no memory).
     memory_dims: int = 128
 
 
@@ -382,6 +388,8 @@ def train(
             "scores": "texts whose language is outside USE-m3's 16",
         }
         save_head(outside, Path(out_dir), OUTSIDE)
+        if config.memory_dims > 0:
+            save_memory(fit_memory(x, rows, config), Path(out_dir), OUTSIDE_MEMORY)
     if config.injection_hidden > 0:
         injection = fit_injection_head(train_rows, Path(cache_dir), config, progress=progress)
         save_head(injection, Path(out_dir), INJECTION)
