@@ -9,7 +9,9 @@ boosts and language balance). A text's vote is the weighted share of unsafe prom
 ``K`` nearest (cosine in the projected space), each counting ``weight * cosine ** POWER``.
 
 ``guardrail train`` writes it (``memory.npz``) beside the heads; the classifier reads it only
-when ``knn_blend`` is on, and votes on a prompt's windows as on its whole text. A vote costs
+when ``knn_blend`` is on, and votes on a prompt's windows as on its whole text. The outside
+head's training prompts make a second memory in e5's space (``outside_memory.npz``, read with
+``outside_knn_blend``) for the prompts that head scores. A vote costs
 ~0.7 ms a text on two cores (one product with the memory, then an exact top-k, ``_nearest``).
 Chosen by measurement (model card, "A nearest-neighbour vote").
 """
@@ -55,8 +57,9 @@ class Memory:
     """Projected, quantised training prompts with their labels and weights.
 
     Attributes:
-        mean: (512,) the training embeddings' mean, subtracted before projecting.
-        components: (512, DIMS) the projection.
+        mean: (d,) the training embeddings' mean, subtracted before projecting (d = 512 for
+            USE-m3's memory, 384 for the outside head's, in e5's space).
+        components: (d, DIMS) the projection.
         vectors: (n, DIMS) int8, each prompt's projection, unit length once scaled.
         scale: (DIMS,) float32, vectors * scale gives the projection back.
         unsafe: (n,) bool, the prompt's label.
@@ -79,7 +82,7 @@ class Memory:
         return len(self.unsafe)
 
     def project(self, embeddings: np.ndarray) -> np.ndarray:
-        """Embeddings (m, 512) as unit vectors in the memory's space (m, DIMS)."""
+        """Embeddings (m, d) as unit vectors in the memory's space (m, DIMS)."""
         return _unit((np.asarray(embeddings, dtype=np.float32) - self.mean) @ self.components)
 
     def vote(self, embeddings: np.ndarray, k: int = K, power: float = POWER) -> np.ndarray:
