@@ -91,8 +91,9 @@ Sections (each printed as a table and written under its key in the JSON):
    section 7, old vs new.
 14. ``knn_blend``: the vote (a covered prompt's ``unsafe``, whole text and windows, blended
    with the vote of its 10 nearest training prompts, ``_memory.py``): the policy as shipped
-   against the same policy with ``knn_blend: 0`` and the prompt flag it had before the vote
-   (``PRE_KNN_FLAG``, 0.4) when it votes (``default`` since session 14), else against the
+   against the same policy without its votes (``knn_blend: 0``, ``outside_knn_blend: 0``) and
+   the prompt flag it had before them (``PRE_KNN_FLAG``, 0.4) when it votes (``default`` since
+   session 14, the old default), else against the
    policy with ``knn_blend: 0.3``: section 12's table plus section 13's covered recall, FPR and
    PR-AUC.
 15. ``strict_knn``: the ``strict`` policy as shipped (with ``knn_blend``) against ``strict``
@@ -1117,12 +1118,17 @@ def with_prompt_flag(policy_source: str, flag: float) -> Policy:
 
 def before_the_vote(policy_source: str) -> Policy | None:
     """Section 14's base for a policy whose classifier votes (``knn_blend`` > 0): the same
-    policy with ``knn_blend: 0`` and its prompt flag at ``PRE_KNN_FLAG``; None when it does not
-    vote (section 14 then adds the vote to the policy instead)."""
+    policy without its votes (``knn_blend: 0``, and ``outside_knn_blend: 0`` where it is set)
+    and its prompt flag at ``PRE_KNN_FLAG``, i.e. ``default`` before session 14; None when it
+    does not vote (section 14 then adds the vote to the policy instead)."""
     policy = with_prompt_flag(policy_source, PRE_KNN_FLAG)
-    if not float(policy.classifier.options.get("knn_blend", 0.0)):
+    options = policy.classifier.options
+    if not float(options.get("knn_blend", 0.0)):
         return None
-    return with_classifier_options(policy, knn_blend=0.0)
+    votes = {"knn_blend": 0.0} | (
+        {"outside_knn_blend": 0.0} if "outside_knn_blend" in options else {}
+    )
+    return with_classifier_options(policy, **votes)
 
 
 def _flagged_at(policy: Policy, verdicts: Sequence[Verdict]) -> np.ndarray:
@@ -1410,7 +1416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             if before
             else KNN_BLEND_WEIGHT,
             s13=(s13_rows, s13_runs["new"]),
-            base=f"{args.policy} without the vote, flag {PRE_KNN_FLAG}" if before else args.policy,
+            base=f"{args.policy} without the votes, flag {PRE_KNN_FLAG}" if before else args.policy,
             blend=new if before else None,
             label=f"{args.policy} as shipped" if before else None,
         )

@@ -74,13 +74,15 @@ def test_section_14_compares_a_voting_policy_with_itself_before_the_vote():
     before = before_the_vote("default")
     assert before is not None
     assert before.classifier.options["knn_blend"] == 0.0
+    assert before.classifier.options["outside_knn_blend"] == 0.0  # both votes off
     assert before.thresholds.prompt.unsafe.flag_at == PRE_KNN_FLAG
     assert before.thresholds.prompt.unsafe.flag_at < default.thresholds.prompt.unsafe.flag_at
     # Everything else is the policy's own.
     assert before.thresholds.response == default.thresholds.response
     assert before.thresholds.prompt.categories == default.thresholds.prompt.categories
-    assert {k: v for k, v in before.classifier.options.items() if k != "knn_blend"} == {
-        k: v for k, v in default.classifier.options.items() if k != "knn_blend"
+    votes = {"knn_blend", "outside_knn_blend"}
+    assert {k: v for k, v in before.classifier.options.items() if k not in votes} == {
+        k: v for k, v in default.classifier.options.items() if k not in votes
     }
     # A policy without the vote has no "before": section 14 adds the vote to it instead.
     assert before_the_vote("permissive") is None
