@@ -220,5 +220,9 @@ def test_the_outside_memory_is_read_only_with_the_outside_head(tmp_path):
             )
     with pytest.raises(ConfigError, match="outside_memory.npz.*outside_knn_blend: 0"):
         _classifier(head_dir=str(tmp_path), outside_knn_blend=0.3)
+    # A memory of the other encoder's space is refused when the classifier is built.
+    (tmp_path / "outside_memory.npz").write_bytes((default_head_dir() / "memory.npz").read_bytes())
+    with pytest.raises(ConfigError, match="512-number embeddings, but its head reads 384"):
+        _classifier(head_dir=str(tmp_path), outside_knn_blend=0.3)
     with pytest.raises(ValueError, match="outside_knn_blend"):
         EmbeddedClassifier.Options(outside_knn_blend=-0.1)

@@ -109,9 +109,24 @@ def _head_dir(options: EmbeddedClassifier.Options) -> Path:
     return Path(options.head_dir) if options.head_dir else default_head_dir()
 
 
-def _cached_memory(directory: Path, stem: str = MEMORY, option: str = "knn_blend") -> Memory:
+def _cached_memory(
+    directory: Path, head: Head, stem: str = MEMORY, option: str = "knn_blend"
+) -> Memory:
+    """The memory ``stem`` beside the heads, read once; it must live in the space of the
+    embeddings that ``head`` reads (its inputs less the role bit).
+
+    Raises:
+        ConfigError: it is missing, broken, or of another encoder's dimension.
+    """
     key = (directory.resolve(), stem)
-    return _cached(_memories, key, lambda: load_memory(*key, option))
+    memory = _cached(_memories, key, lambda: load_memory(*key, option))
+    dims = head.w1.shape[0] - 1
+    if memory.mean.shape != (dims,):
+        raise ConfigError(
+            f"{directory / stem}.npz holds {memory.mean.shape[0]}-number embeddings, but its "
+            f"head reads {dims}; retrain, or set the embedded classifier's option {option}: 0"
+        )
+    return memory
 
 
 def _head_of(options: EmbeddedClassifier.Options) -> Head:
@@ -336,9 +351,10 @@ class EmbeddedClassifier:
             if "prompt_injection" in self.head.heads
             else None
         )
-        self.memory = _cached_memory(_head_dir(self.options)) if self.options.knn_blend else None
+        directory = _head_dir(self.options)
+        self.memory = _cached_memory(directory, self.head) if self.options.knn_blend else None
         self.outside_memory = (
-            _cached_memory(_head_dir(self.options), OUTSIDE_MEMORY, "outside_knn_blend")
+            _cached_memory(directory, self.outside, OUTSIDE_MEMORY, "outside_knn_blend")
             if self.outside is not None and self.options.outside_knn_blend
             else None
         )
@@ -399,15 +415,15 @@ class EmbeddedClassifier:
             blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         prompt = ~np.asarray(is_response, dtype=bool)
         e5_rows = np.asarray(outside, dtype=bool)
-        votes: tuple[tuple[Memory | None, np.ndarray, np.ndarray, float], ...] = (
-            (self.memory, embeddings, prompt & ~e5_rows, o.knn_blend),
-            (self.outside_memory, e5_emb, prompt & e5_rows, o.outside_knn_blend),
+        votes: tuple[tuple[Memory | None, str, np.ndarray, np.ndarray], ...] = (
+            (self.memory, "knn_blend", embeddings, prompt & ~e5_rows),
+            (self.outside_memory, "outside_knn_blend", e5_emb, prompt & e5_rows),
         )
-        for memory, emb, eligible, weight in votes:
+        for memory, option, emb, eligible in votes:
             if memory is None:
                 continue
             voted = self._blend_memory(
-                memory, weight, bounds[:-1], probs, emb, eligible, np.asarray(floors)
+                memory, option, bounds[:-1], probs, emb, eligible, np.asarray(floors)
             )
             for i, note in voted:
                 blended[i] = f"{blended[i]}; {note}" if i in blended else note
@@ -505,7 +521,7 @@ class EmbeddedClassifier:
     def _blend_memory(
         self,
         memory: Memory,
-        w: float,
+        option: str,
         wholes: list[int],
         probs: np.ndarray,
         embeddings: np.ndarray,
@@ -513,17 +529,17 @@ class EmbeddedClassifier:
         floors: np.ndarray,
     ) -> list[tuple[int, str]]:
         """Blend, in place, the ``unsafe`` score of the ``eligible`` rows (prompts and their
-        windows; covered ones with ``knn_blend``, those the outside head scores with
-        ``outside_knn_blend``) with ``memory``'s vote at weight ``w`` (a window judged alone is
-        judged as a prompt would be: without it, a request that the vote lifts over the flag
-        would fall back under it once padded). A window that stays under its floor whatever
-        the vote is left as it is (it does not count either way), which spares most of a long
-        text's votes.
+        windows: covered ones with ``knn_blend``, those the outside head scores with
+        ``outside_knn_blend``; ``option`` names the one whose value is the weight) with
+        ``memory``'s vote (a window judged alone is judged as a prompt would be: without it, a
+        request that the vote lifts over the flag would fall back under it once padded). A
+        window that stays under its floor whatever the vote is left as it is (it does not
+        count either way), which spares most of a long text's votes.
 
         Returns:
             (whole-text row, note) for each blended prompt.
         """
-        col = self._columns["unsafe"]
+        w, col = float(getattr(self.options, option)), self._columns["unsafe"]
         reach = logit_mix(probs[:, col], np.full(len(probs), VOTE_MAX), w)
         rows = np.flatnonzero(eligible & (reach >= floors))
         if not len(rows):
@@ -531,7 +547,6 @@ class EmbeddedClassifier:
         own = probs[rows, col]
         probs[rows, col], vote = memory.blend(own, embeddings[rows], w)
         whole = set(wholes)
-        option = "knn_blend" if memory is self.memory else "outside_knn_blend"
         note = "whole text blended (" + option + " {}): unsafe {:.2f} with the neighbours' {:.2f}"
         return [
             (int(i), note.format(w, a, b))
