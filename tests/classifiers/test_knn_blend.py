@@ -124,14 +124,19 @@ def test_answers_and_outside_texts_are_not_blended_and_default_is_off():
         assert (on.unsafe, on.refusal, on.notes) == (off.unsafe, off.refusal, off.notes)
 
 
+def _heads_without_memories(folder) -> None:
+    """The shipped heads copied into ``folder``, without their memories."""
+    for stem in ("embedded_head", "outside_head", "injection_head"):
+        for ext in (".npz", ".json"):
+            (folder / f"{stem}{ext}").write_bytes(
+                (default_head_dir() / f"{stem}{ext}").read_bytes()
+            )
+
+
 def test_knn_options_are_validated_and_a_missing_memory_is_named(tmp_path):
     with pytest.raises(ValueError, match="knn_blend"):
         EmbeddedClassifier.Options(knn_blend=1.5)
-    for stem in ("embedded_head", "outside_head", "injection_head"):
-        for ext in (".npz", ".json"):
-            (tmp_path / f"{stem}{ext}").write_bytes(
-                (default_head_dir() / f"{stem}{ext}").read_bytes()
-            )
+    _heads_without_memories(tmp_path)
     with pytest.raises(ConfigError, match="no nearest-neighbour memory"):
         _classifier(head_dir=str(tmp_path), knn_blend=0.3)
     assert _classifier(head_dir=str(tmp_path)).memory is None  # off: no memory needed
@@ -213,11 +218,7 @@ def test_outside_texts_vote_in_the_outside_memory_and_nothing_else_moves():
 
 def test_the_outside_memory_is_read_only_with_the_outside_head(tmp_path):
     assert _classifier(outside_head=False, outside_knn_blend=0.3).outside_memory is None
-    for stem in ("embedded_head", "outside_head", "injection_head"):
-        for ext in (".npz", ".json"):
-            (tmp_path / f"{stem}{ext}").write_bytes(
-                (default_head_dir() / f"{stem}{ext}").read_bytes()
-            )
+    _heads_without_memories(tmp_path)
     with pytest.raises(ConfigError, match="outside_memory.npz.*outside_knn_blend: 0"):
         _classifier(head_dir=str(tmp_path), outside_knn_blend=0.3)
     # A memory of the other encoder's space is refused when the classifier is built.
