@@ -227,3 +227,33 @@ def test_the_outside_memory_is_read_only_with_the_outside_head(tmp_path):
         _classifier(head_dir=str(tmp_path), outside_knn_blend=0.3)
     with pytest.raises(ValueError, match="outside_knn_blend"):
         EmbeddedClassifier.Options(outside_knn_blend=-0.1)
+
+
+def test_the_outside_vote_reads_a_padded_prompt_by_its_segments():
+    """A request between benign sentences: its segments are voted on, its whole text (whose
+    neighbours are those of the benign majority) is not; a one-segment prompt is."""
+    from guardrail.classifiers.embedded._e5 import get_e5_encoder
+
+    classifier = _classifier(windows=True, outside_knn_blend=0.3)
+    memory = classifier.outside_memory
+    assert memory is not None
+    asked: list[np.ndarray] = []
+    vote = memory.vote
+
+    def recording(embeddings: np.ndarray) -> np.ndarray:
+        asked.append(embeddings)
+        return vote(embeddings)
+
+    padded = f"Hôm nay trời đẹp và tôi đi dạo trong công viên. {OUTSIDE_REQUEST.text} Con mèo ngủ."
+    memory.vote = recording  # type: ignore[method-assign]
+    try:
+        classifier.score([OUTSIDE_REQUEST])
+        classifier.score([Sample(padded, Role.PROMPT, None, "vi")])
+    finally:
+        del memory.vote  # the cached memory is shared: give it its own method back
+    alone, whole = get_e5_encoder().embed([OUTSIDE_REQUEST.text, padded])
+    assert len(asked) == 2 and len(asked[0]) == 1
+    assert np.allclose(asked[0][0], alone, atol=1e-5)  # a one-segment prompt: its whole text
+    # the padded prompt: its request's segment, never its whole text
+    assert any(np.allclose(row, alone, atol=1e-5) for row in asked[1])
+    assert not any(np.allclose(row, whole, atol=1e-5) for row in asked[1])

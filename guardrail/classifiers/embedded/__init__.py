@@ -415,9 +415,14 @@ class EmbeddedClassifier:
             blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         prompt = ~np.asarray(is_response, dtype=bool)
         e5_rows = np.asarray(outside, dtype=bool)
+        # The outside vote reads a prompt's whole text only when it is one segment: the outside
+        # head has no spans, and the nearest training prompts of a request padded with benign
+        # sentences are those of its benign majority (model card, "The outside vote").
+        e5_voted = e5_rows.copy()
+        e5_voted[np.asarray(bounds[:-1])[np.diff(bounds) > 1]] = False
         votes: tuple[tuple[Memory | None, str, np.ndarray, np.ndarray], ...] = (
             (self.memory, "knn_blend", embeddings, prompt & ~e5_rows),
-            (self.outside_memory, "outside_knn_blend", e5_emb, prompt & e5_rows),
+            (self.outside_memory, "outside_knn_blend", e5_emb, prompt & e5_voted),
         )
         for memory, option, emb, eligible in votes:
             if memory is None:
