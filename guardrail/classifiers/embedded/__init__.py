@@ -320,8 +320,9 @@ class EmbeddedClassifier:
             le=1,
             description=(
                 "Nearest-neighbour vote for texts the outside head scores (0.3 in the default "
-                "and strict policies): a prompt's unsafe score, whole text and each segment, "
-                "becomes a blend, in logit space with this weight, of the outside head's score "
+                "and strict policies): a prompt's unsafe score, each segment and the whole text "
+                "when it is one segment, becomes a blend, in logit space with this weight, of the "
+                "outside head's score "
                 "and the weighted share of unsafe prompts among its 10 nearest outside-head "
                 "training prompts in e5's space (the outside_memory.npz that guardrail train "
                 "writes beside the heads). With 0.3 at the default's flag, unseen requests outside "
