@@ -1118,17 +1118,13 @@ def with_prompt_flag(policy_source: str, flag: float) -> Policy:
 
 def before_the_vote(policy_source: str) -> Policy | None:
     """Section 14's base for a policy whose classifier votes (``knn_blend`` > 0): the same
-    policy without its votes (``knn_blend: 0``, and ``outside_knn_blend: 0`` where it is set)
-    and its prompt flag at ``PRE_KNN_FLAG``, i.e. ``default`` before session 14; None when it
-    does not vote (section 14 then adds the vote to the policy instead)."""
+    policy without its votes (``knn_blend: 0``, ``outside_knn_blend: 0``) and its prompt flag
+    at ``PRE_KNN_FLAG``, i.e. ``default`` before session 14; None when it does not vote
+    (section 14 then adds the vote to the policy instead)."""
     policy = with_prompt_flag(policy_source, PRE_KNN_FLAG)
-    options = policy.classifier.options
-    if not float(options.get("knn_blend", 0.0)):
+    if not float(policy.classifier.options.get("knn_blend", 0.0)):
         return None
-    votes = {"knn_blend": 0.0} | (
-        {"outside_knn_blend": 0.0} if "outside_knn_blend" in options else {}
-    )
-    return with_classifier_options(policy, **votes)
+    return with_classifier_options(policy, knn_blend=0.0, outside_knn_blend=0.0)
 
 
 def _flagged_at(policy: Policy, verdicts: Sequence[Verdict]) -> np.ndarray:

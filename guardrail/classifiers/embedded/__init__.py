@@ -410,12 +410,12 @@ class EmbeddedClassifier:
             bounds.append(len(texts))
         if not texts:
             return []
-        probs, embeddings, e5_emb = self._predict_all(texts, is_response, np.asarray(outside))
+        e5_rows, floor = np.asarray(outside, dtype=bool), np.asarray(floors)
+        probs, embeddings, e5_emb = self._predict_all(texts, is_response, e5_rows)
         blended: dict[int, str] = {}  # whole-text row -> what the e5 and knn blends did to it
         if self.outside is not None and o.e5_blend > 0:
             blended = self._blend_e5(texts, bounds[:-1], probs, is_response, outside)
         prompt = ~np.asarray(is_response, dtype=bool)
-        e5_rows = np.asarray(outside, dtype=bool)
         # The outside vote reads a prompt's whole text only when it is one segment: the outside
         # head has no spans, and the nearest training prompts of a request padded with benign
         # sentences are those of its benign majority (model card, "The outside vote").
@@ -428,13 +428,11 @@ class EmbeddedClassifier:
         for memory, option, emb, eligible in votes:
             if memory is None:
                 continue
-            voted = self._blend_memory(
-                memory, option, bounds[:-1], probs, emb, eligible, np.asarray(floors)
-            )
+            voted = self._blend_memory(memory, option, bounds[:-1], probs, emb, eligible, floor)
             for i, note in voted:
                 blended[i] = f"{blended[i]}; {note}" if i in blended else note
         # A window's score counts only at or above its floor; the whole text always counts.
-        counted = np.where(probs >= np.asarray(floors)[:, None], probs, 0.0)
+        counted = np.where(probs >= floor[:, None], probs, 0.0)
         read: dict[int, tuple[int, float]] = {}  # sample -> (segment, injection head's score)
         if self.injection is not None and planted:
             rows, wholes, owners = np.asarray(planted).T
