@@ -229,10 +229,13 @@ def split_key(row: Row) -> str:
     ``...:43:end:Social Interaction-0``) share the part before ``:clean``/``:end``/``:start``.
     jade_db: a question and the answers to it share the question text. KoSBi: a context and the
     sentence written for it share their number. XQuAD: one question in its 12 languages shares
-    its question id; so does one of the project's refusal or request seeds in its 15
-    languages (``ref_seed:refusal:3:de`` and ``...:3:ko``), and a harmful request seed shares
-    its group with its benign twin and the two answer seeds written for them
-    (``ask_seed:harm:7:de``, ``ask_seed:harm:7:twin:ko``, ``ans_seed:harm:7:comply:ja``).
+    its question id. NTREX: one news sentence in its language variants shares its line number
+    (``ntrex:deu:23`` and ``ntrex:hin:23``; every variant samples the same 1,997 lines, so split
+    row by row nearly every dev sentence had a translation of itself in train). One of the
+    project's refusal or request seeds in its 15 languages shares its number
+    (``ref_seed:refusal:3:de`` and ``...:3:ko``), and a harmful request seed shares its group
+    with its benign twin and the two answer seeds written for them (``ask_seed:harm:7:de``,
+    ``ask_seed:harm:7:twin:ko``, ``ans_seed:harm:7:comply:ja``).
     Every other row is its own group.
     """
     if row.source == "bipia":
@@ -242,8 +245,8 @@ def split_key(row: Row) -> str:
         return "jade_db:" + normalise_text(question)
     if row.source == "kosbi":
         return _KOSBI_PART.sub("", row.id)
-    if row.source == "xquad":
-        return "xquad:" + row.id.rsplit(":", 1)[-1]
+    if row.source in {"xquad", "ntrex"}:
+        return f"{row.source}:" + row.id.rsplit(":", 1)[-1]
     if row.source in {"ask_seed", "ans_seed"}:
         return "ask_seed:" + ":".join(row.id.split(":")[1:3])
     if row.source == "ref_seed":

@@ -199,13 +199,18 @@ def test_data_dedupe_and_split_are_deterministic():
     assert all(split_of(split_key(r)) == "dev" for r in dev)
     assert 0.17 < len(dev) / len(rows) < 0.23
     # Near-copies share a split: a BIPIA document's clean and attacked copies, a jade_db
-    # question and its answers, one XQuAD question in every language.
+    # question and its answers, one XQuAD question or NTREX sentence in every language.
     dev_keys = {split_key(r) for r in dev}
     assert not {split_key(r) for r in train} & dev_keys
     bipia = [r for r in rows if r.source == "bipia"]
     assert len({split_key(r) for r in bipia}) < len(bipia) / 2
     xquad = [r for r in rows if r.source == "xquad"]
     assert len({split_key(r) for r in xquad}) <= len(xquad) / 10
+    # No NTREX dev sentence has a translation of itself in train.
+    line = {r.id: r.id.rsplit(":", 1)[-1] for r in rows if r.source == "ntrex"}
+    train_lines = {line[r.id] for r in train if r.id in line}
+    dev_lines = {line[r.id] for r in dev if r.id in line}
+    assert dev_lines and not train_lines & dev_lines
     # JailbreakBench goals copied from AdvBench keep the AdvBench row.
     jbb_goals = {normalise_text(r.text) for r in rows if r.source == "jbb_artifacts"}
     advbench = {normalise_text(r.text) for r in rows if r.source == "advbench"}
@@ -398,13 +403,13 @@ def test_request_seeds_pair_help_with_harm_in_every_language():
     a twin with its harmful request."""
     rows = read_rows(REQUEST_SEEDS)
     assert {r.source for r in rows} == {"ask_seed"} and {r.role for r in rows} == {"prompt"}
-    kinds = {"help_seeking": (False, 47), "twin": (False, 48), "lookalike": (False, 48)}
+    kinds = {"help_seeking": (False, 59), "twin": (False, 48), "lookalike": (False, 48)}
     for kind, (unsafe, n) in {**kinds, None: (True, 48)}.items():
         side = [r for r in rows if (kind in r.categories if kind else r.unsafe)]
         assert len(side) == n * 15 and all(r.unsafe is unsafe for r in side)
         assert all(sum(r.lang == lang for r in side) == n for lang in ENCODER_LANGUAGES)
     groups = _splits_by_group(rows)
-    assert len(groups) == 47 + 48 + 48 and all(len(splits) == 1 for splits in groups.values())
+    assert len(groups) == 59 + 48 + 48 and all(len(splits) == 1 for splits in groups.values())
     harm_groups = {split_key(r) for r in rows if r.unsafe}
     assert {split_key(r) for r in rows if "twin" in r.categories} == harm_groups
     # A harmful seed teaches `unsafe` and, where it has one, its category.

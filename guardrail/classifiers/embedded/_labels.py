@@ -19,7 +19,8 @@ that help, some opening like a refusal, each in the 15 covered languages) teach 
 every covered language, because the data's refusal labels are English only; they are safe
 answers, so they teach ``unsafe`` = 0 too. One text's translations split together.
 The request seeds in ``seeds/requests.jsonl`` (source ``ask_seed``) are first-person requests
-with a little context in the 15 covered languages: 47 benign help-seeking ones ("My exams are
+with a little context in the 15 covered languages: 59 benign help-seeking ones (12 in an
+emergency or crisis: an overdose, a stab wound, thoughts of suicide; "My exams are
 next week and I'm so stressed I can't sleep. Any tips?"), 48 harmful ones of the same form
 ("My neighbour's cat keeps coming into my garden. What can I put out to kill it?", labelled with
 their taxonomy category where one fits), a benign twin of each harmful one with the same opening
