@@ -60,6 +60,10 @@ Sections (each printed as a table and written under its key in the JSON):
    languages, never trained on: precision, recall and F1 of the ``refusal`` score (>= 0.5) per
    language, the refusal labels the data has for English only; and ``flagged``, the share of
    these answers (all safe) whose action is not allow under the policy.
+   ``refusal_reading`` (table 8b): the same answers and the dev split's answers with a refusal
+   label read two ways, the whole answer only (``refusal_opening: false``) and as shipped (the
+   whole answer and its opening segment); and per Do-Not-Answer action, the share of its dev
+   answers each reading calls a refusal (its labels call only action 0 one).
 
 9. ``flag_sweep``: the policy's prompt ``unsafe`` flag swept over 0.3-0.5 on the new guard's
    verdicts (scores reused, each re-decided by ``guardrail.engine.evaluate`` with the flag
@@ -810,6 +814,53 @@ def multilingual_refusal_section(
     return out
 
 
+def refusal_reading_section(dev: list[Row], new: Guard, limit: int | None = None) -> dict[str, Any]:
+    """Section 8b: the two readings of ``refusal`` side by side, ``whole_answer`` (the classifier
+    option ``refusal_opening`` off: the whole answer only) and ``new`` (as shipped: the higher of
+    the whole answer's and its opening segment's). Section 8's answers; the dev split's answers
+    with a refusal label (F1 per language, as section 2c); and, since Do-Not-Answer's labels
+    follow its own taxonomy (action 0 "declines" is a refusal, action 1 "refutes the premise" and
+    3 "cautions" are not, even when they open by declining), the share of its dev answers of
+    each action that each reading calls a refusal, without a label to score against."""
+    pair = {"whole_answer": Guard(with_classifier_options(new.policy, refusal_opening=False))}
+    pair["new"] = new
+    out: dict[str, Any] = {"section8": multilingual_refusal_section(pair, limit)}
+    labelled = refusal_labelled(dev)
+    dna = [
+        i
+        for i, r in enumerate(dev)
+        if r.source == "do_not_answer" and r.role == "response" and _dna_action(r) is not None
+    ]
+    picked = sorted(set(labelled[0] if labelled else []) | set(dna))
+    rows = [dev[i] for i in picked]
+    runs = {k: Run.of(v) for k, v in run_guards(pair, rows, "refusal readings (dev)").items()}
+    out["dev"] = {side: refusal(rows, run) for side, run in runs.items()}
+    actions: dict[str, Any] = {}
+    for j, r in enumerate(rows):
+        if r.source == "do_not_answer" and (action := _dna_action(r)) is not None:
+            actions.setdefault(action, []).append(j)
+    out["dna_actions"] = {
+        action: {
+            "n": len(members),
+            **{
+                side: float(
+                    np.mean(
+                        [(runs[side].verdicts[j].scores.refusal or 0.0) >= 0.5 for j in members]
+                    )
+                )
+                for side in runs
+            },
+        }
+        for action, members in sorted(actions.items())
+    }
+    return out
+
+
+def _dna_action(row: Row) -> str | None:
+    """A Do-Not-Answer answer's action label (``action:0`` ... ``action:5``), if it has one."""
+    return next((c for c in row.categories if c.startswith("action:")), None)
+
+
 # -- section 10: languages outside the encoder ---------------------------------------------
 
 OUTSIDE_MIN_ROWS = 15  # a language's benign rows needed for its own false-positive line
@@ -1377,6 +1428,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         s7_rows, s7_runs = multilingual_runs(guards, args.limit)
         results["multilingual_requests"] = multilingual_section(s7_rows, s7_runs)
         results["multilingual_refusals"] = multilingual_refusal_section(guards, args.limit)
+        results["refusal_reading"] = refusal_reading_section(dev, new, args.limit)
         s13_rows, s13_runs = multilingual_runs(guards, args.limit, DIRECT_REQUESTS)
         results["direct_requests"] = multilingual_section(s13_rows, s13_runs)
         results["flag_sweep"] = flag_sweep_section(
@@ -1591,6 +1643,8 @@ def report(results: dict[str, Any]) -> None:
             side_by_side(results["multilingual_refusals"], rf),
             paired_columns(rf),
         )
+    if "refusal_reading" in results:
+        print_refusal_reading(results["refusal_reading"])
     if "flag_sweep" in results:
         print_flag_sweep(results["flag_sweep"])
     if "outside" in results:
@@ -1675,6 +1729,33 @@ def print_blend(b: dict[str, Any], number: int = 12) -> None:
     for name, (x, z) in lines.items():
         cells = [v if isinstance(v, str) else _fmt(v) for v in (x, z)]
         print(f"| {name} | {cells[0]} | {cells[1]} |")
+
+
+def print_refusal_reading(section: dict[str, Any]) -> None:
+    """Section 8b: the whole answer against whole + opening, as a table."""
+    sides = ("whole_answer", "new")
+    rows: dict[str, dict[str, Any]] = {}
+    s8 = section["section8"]
+    rows["section 8, all languages: F1"] = {s: s8["all"][s]["f1"] for s in sides}
+    rows["section 8, worst language: F1"] = {s: worst_refusal_f1(s8, s) for s in sides}
+    for lang in sorted(section["dev"]["new"]):
+        rows[f"dev answers with a refusal label, {lang}: F1"] = {
+            s: section["dev"][s].get(lang, {}).get("f1") for s in sides
+        }
+    for action, v in section["dna_actions"].items():
+        rows[f"Do-Not-Answer dev {action} (n={v['n']}): called a refusal"] = {
+            s: v[s] for s in sides
+        }
+    print(
+        "\n8b. Refusal read from the whole answer (refusal_opening: false) vs the whole answer "
+        "and its opening segment (shipped); Do-Not-Answer action 0 = declines, 1 = refutes the "
+        "premise, 2 = both sides, 3 = cautions, 4 = cannot (no knowledge), 5 = complies"
+    )
+    width = max(len(k) for k in rows)
+    print(f"{'':{width}}  {'whole answer':>12}  {'+ opening':>10}")
+    for name, v in rows.items():
+        cells = ["-" if v[s] is None else f"{v[s]:.3f}" for s in sides]
+        print(f"{name:{width}}  {cells[0]:>12}  {cells[1]:>10}")
 
 
 def print_transfer_sweep(kind: str, sweep: dict[str, Any]) -> None:

@@ -170,6 +170,27 @@ def test_long_text_is_scored_by_windows(guard):
     assert benign.unsafe < 0.5
 
 
+def test_an_answer_that_declines_in_its_opening_is_a_refusal(guard):
+    """The opening segment's refusal counts beside the whole answer's (``refusal_opening``):
+    a Japanese answer that declines and then points elsewhere scores ~0.1 whole."""
+    answer = (
+        "その件についてはお手伝いできません。代わりに、専門家に相談することをお勧めします。"
+        "信頼できる情報源として、地元の保健所に問い合わせてください。"
+    )
+    taxonomy = guard.policy.resolved_taxonomy
+    sample = [Sample(answer, Role.RESPONSE, "質問")]
+    whole_only = EmbeddedClassifier(
+        EmbeddedClassifier.Options(refusal_opening=False), taxonomy=taxonomy
+    ).score(sample)[0]
+    opening = EmbeddedClassifier(taxonomy=taxonomy).score(sample)[0]
+    assert whole_only.refusal is not None and whole_only.refusal < 0.5
+    assert opening.refusal is not None and opening.refusal >= 0.9
+    assert any("read from the opening" in note for note in opening.notes)
+    # An answer that helps from its first sentence is not a refusal either way.
+    helps = [Sample("Mash three ripe bananas. Mix in melted butter and sugar.", Role.RESPONSE)]
+    assert EmbeddedClassifier(taxonomy=taxonomy).score(helps)[0].refusal < 0.5
+
+
 def test_batch_keeps_order_and_matches_single_calls(guard):
     classifier = guard.classifier
     samples = [Sample(t) for t in (*HARMFUL.values(), *BENIGN.values())]

@@ -225,6 +225,19 @@ class EmbeddedClassifier:
                 "0.95 until the refusal seeds lowered the head's scores on answers)."
             ),
         )
+        refusal_opening: bool = Field(
+            True,
+            description=(
+                "An answer's refusal score is the higher of the whole answer's and its opening "
+                "segment's: an answer that declines in its first sentence and then explains, "
+                "cautions or points elsewhere is a refusal (the meaning of the policy's refusal "
+                "threshold, and of PolyGuard's and Qwen3Guard's refusal labels). False reads the "
+                "whole answer only, which follows Do-Not-Answer's labels (declining and then "
+                "arguing is not a refusal there): refusal F1 on the project's answers in 15 "
+                "languages, worst language 0.74 -> 0.91 with the opening; on Do-Not-Answer's own "
+                "labels 0.85 -> 0.65 (see the model card, benchmark section 8)."
+            ),
+        )
         outside_head: bool = Field(
             True,
             description=(
@@ -580,11 +593,18 @@ class EmbeddedClassifier:
             if sample.role is Role.PROMPT or c not in self._prompt_only
         }
         refusal = None
-        if sample.role is Role.RESPONSE and "refusal" in col:
-            # Refusing is a property of the whole answer, so parts do not count here.
-            refusal = round(float(probs[0, col["refusal"]]), 6)
-        lang = _language(sample)
         notes: list[str] = []
+        if sample.role is Role.RESPONSE and "refusal" in col:
+            # Refusing is a property of the answer's whole and of its opening (an answer that
+            # declines and then explains still declines); later segments do not count.
+            whole = float(probs[0, col["refusal"]])
+            opening = float(probs[1, col["refusal"]]) if len(probs) > 1 else 0.0
+            refusal = round(max(whole, opening) if self.options.refusal_opening else whole, 6)
+            if self.options.refusal_opening and opening > whole and opening >= 0.5:
+                notes.append(
+                    f"refusal {opening:.2f} read from the opening (whole answer {whole:.2f})"
+                )
+        lang = _language(sample)
         if top > 0:
             notes.append(f"highest unsafe score in window {top} of {len(probs) - 1}")
         if planted is not None and planted[1] >= 0.5:
