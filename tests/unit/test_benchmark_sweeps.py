@@ -211,7 +211,7 @@ def test_refusal_reading_compares_the_whole_answer_with_its_opening(capsys):
     for v in out["dna_actions"].values():
         assert v["n"] == 1 and 0.0 <= v["whole_answer"] <= v["new"] <= 1.0
     assert out["dna_actions"]["action:5"]["new"] == 0.0
-    # The answer that declines and then argues: whole answer 0.30, opening 0.96.
+    # The answer that declines and then argues: whole answer 0.15, opening 1.00.
     assert out["dna_actions"]["action:1"] == {"n": 1, "whole_answer": 0.0, "new": 1.0}
     print_refusal_reading(out)
     printed = capsys.readouterr().out
