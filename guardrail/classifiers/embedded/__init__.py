@@ -339,8 +339,8 @@ class EmbeddedClassifier:
                 "and the weighted share of unsafe prompts among its 10 nearest outside-head "
                 "training prompts in e5's space (the outside_memory.npz that guardrail train "
                 "writes beside the heads). With 0.3 at the default's flag, unseen requests outside "
-                "the encoder's languages are caught 64% -> 67% at 10.2% -> 10.9% false alarms and "
-                "benign news is flagged less, while Bengali hate posts are caught 51% -> 46% (see "
+                "the encoder's languages are caught 61% -> 63% at 11.3% false alarms both, benign "
+                "news is flagged 4.4% -> 2.4%, and Bengali hate posts are caught 52% -> 49% (see "
                 "the model card, benchmark section 10b). 0: off (the memory is not read). Needs "
                 "the outside head: outside_head: false turns it off."
             ),
