@@ -1724,8 +1724,13 @@ def print_blend(b: dict[str, Any], number: int = 12) -> None:
         for key in ("check_many_texts_per_s", "check_p50_ms"):
             lines[key] = [b["speed"][s][key] for s in sides]
     base, label = b.get("base", "default"), b.get("label", f"{option} {b['weight']}")
-    print(f"\n## {number}. {option}: {label} against {base}")
-    print(f"| measure | {base} | {label} |\n|---|---|---|")
+    print_pair(f"{number}. {option}: {label} against {base}", (base, label), lines)
+
+
+def print_pair(title: str, heads: tuple[str, str], lines: dict[str, Sequence[Any]]) -> None:
+    """A two-column markdown table: one line per measure, a number (3 places) or text."""
+    print(f"\n## {title}")
+    print(f"| measure | {heads[0]} | {heads[1]} |\n|---|---|---|")
     for name, (x, z) in lines.items():
         cells = [v if isinstance(v, str) else _fmt(v) for v in (x, z)]
         print(f"| {name} | {cells[0]} | {cells[1]} |")
@@ -1734,28 +1739,24 @@ def print_blend(b: dict[str, Any], number: int = 12) -> None:
 def print_refusal_reading(section: dict[str, Any]) -> None:
     """Section 8b: the whole answer against whole + opening, as a table."""
     sides = ("whole_answer", "new")
-    rows: dict[str, dict[str, Any]] = {}
     s8 = section["section8"]
-    rows["section 8, all languages: F1"] = {s: s8["all"][s]["f1"] for s in sides}
-    rows["section 8, worst language: F1"] = {s: worst_refusal_f1(s8, s) for s in sides}
+    lines: dict[str, Sequence[Any]] = {
+        "section 8, all languages: F1": [s8["all"][s]["f1"] for s in sides],
+        "section 8, worst language: F1": [worst_refusal_f1(s8, s) for s in sides],
+    }
     for lang in sorted(section["dev"]["new"]):
-        rows[f"dev answers with a refusal label, {lang}: F1"] = {
-            s: section["dev"][s].get(lang, {}).get("f1") for s in sides
-        }
+        lines[f"dev answers with a refusal label, {lang}: F1"] = [
+            section["dev"][s].get(lang, {}).get("f1") for s in sides
+        ]
     for action, v in section["dna_actions"].items():
-        rows[f"Do-Not-Answer dev {action} (n={v['n']}): called a refusal"] = {
-            s: v[s] for s in sides
-        }
-    print(
-        "\n8b. Refusal read from the whole answer (refusal_opening: false) vs the whole answer "
-        "and its opening segment (shipped); Do-Not-Answer action 0 = declines, 1 = refutes the "
-        "premise, 2 = both sides, 3 = cautions, 4 = cannot (no knowledge), 5 = complies"
+        lines[f"Do-Not-Answer dev {action} (n={v['n']}): called a refusal"] = [v[s] for s in sides]
+    print_pair(
+        "8b. Refusal read from the whole answer vs the whole answer and its opening segment; "
+        "Do-Not-Answer action 0 = declines, 1 = refutes the premise, 2 = both sides, "
+        "3 = cautions, 4 = cannot (no knowledge), 5 = complies",
+        ("whole answer (refusal_opening: false)", "+ opening (shipped)"),
+        lines,
     )
-    width = max(len(k) for k in rows)
-    print(f"{'':{width}}  {'whole answer':>12}  {'+ opening':>10}")
-    for name, v in rows.items():
-        cells = ["-" if v[s] is None else f"{v[s]:.3f}" for s in sides]
-        print(f"{name:{width}}  {cells[0]:>12}  {cells[1]:>10}")
 
 
 def print_transfer_sweep(kind: str, sweep: dict[str, Any]) -> None:

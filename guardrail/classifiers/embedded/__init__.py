@@ -598,9 +598,10 @@ class EmbeddedClassifier:
             # Refusing is a property of the answer's whole and of its opening (an answer that
             # declines and then explains still declines); later segments do not count.
             whole = float(probs[0, col["refusal"]])
-            opening = float(probs[1, col["refusal"]]) if len(probs) > 1 else 0.0
-            refusal = round(max(whole, opening) if self.options.refusal_opening else whole, 6)
-            if self.options.refusal_opening and opening > whole and opening >= 0.5:
+            read_opening = self.options.refusal_opening and len(probs) > 1
+            opening = float(probs[1, col["refusal"]]) if read_opening else 0.0
+            refusal = round(max(whole, opening), 6)
+            if opening > whole and opening >= 0.5:
                 notes.append(
                     f"refusal {opening:.2f} read from the opening (whole answer {whole:.2f})"
                 )
