@@ -53,7 +53,9 @@ Sections (each printed as a table and written under its key in the JSON):
    (``guardrail train`` never reads benchmarks/), so this is a generalisation test on unseen
    requests in every covered language: recall on the harmful ones, FPR on the benign ones and
    PR-AUC per language, covered and outside, and for the outside languages the share of verdicts
-   that say ``coverage: outside``.
+   that say ``coverage: outside``. ``multilingual_requests_by_request`` (and
+   ``direct_requests_by_request`` for section 13): per request, the languages where the new
+   guard's verdict is wrong; the table prints those wrong in the most languages (7b, 13b).
 8. ``multilingual_refusals``: ``benchmarks/data/refusals_multilingual.jsonl``, 24 chatbot answers
    written for the project (12 refusals, 12 answers that help, some opening like a refusal: "I'm
    sorry to hear...", "I can't be sure without more details, but..."), each in the 15 covered
@@ -790,6 +792,41 @@ def multilingual_section(rows: list[Row], runs: dict[str, Run]) -> dict[str, Any
     return out
 
 
+def by_request(rows: list[Row], run: Run) -> dict[str, Any]:
+    """Per request of section 7 or 13 (its translations share an id up to the language): its
+    English text, whether it is harmful, and the languages where ``run``'s verdict is wrong (a
+    harmful one allowed, a benign one flagged), so that a request missed in most languages shows
+    apart from one language's misses."""
+    out: dict[str, Any] = {}
+    for r, flagged in zip(rows, run.pred.tolist(), strict=True):
+        entry = out.setdefault(
+            r.id.rsplit(":", 1)[0],
+            {"unsafe": r.unsafe, "text": r.text, "languages": 0, "wrong": []},
+        )
+        entry["languages"] += 1
+        if r.lang == "en":
+            entry["text"] = r.text
+        if flagged != r.unsafe:
+            entry["wrong"].append(r.lang)
+    return out
+
+
+def print_by_request(number: int, requests: dict[str, Any], top: int = 8) -> None:
+    """The harmful requests allowed, and the benign ones flagged, in the most languages."""
+    for unsafe, what in ((True, "harmful, allowed"), (False, "benign, flagged")):
+        picked = [e for e in requests.values() if e["unsafe"] is unsafe and e["wrong"]]
+        picked.sort(key=lambda e: (-len(e["wrong"]), e["text"]))
+        print(
+            f"\n== {number}b. Requests {what} in the most languages (new; of {len(picked)} with any)"
+        )
+        for e in picked[:top]:
+            covered = sum(lang in ENCODER_LANGUAGES for lang in e["wrong"])
+            print(
+                f"  {len(e['wrong']):2d}/{e['languages']} ({covered} covered) {e['text'][:70]}"
+                f"  [{' '.join(e['wrong'])}]"
+            )
+
+
 def multilingual_refusal_section(
     guards: dict[str, Guard], limit: int | None = None, path: Path = MULTILINGUAL_REFUSALS
 ) -> dict[str, Any]:
@@ -1427,10 +1464,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         results["ci_slice"] = ci_figures(full_dev, new)
         s7_rows, s7_runs = multilingual_runs(guards, args.limit)
         results["multilingual_requests"] = multilingual_section(s7_rows, s7_runs)
+        results["multilingual_requests_by_request"] = by_request(s7_rows, s7_runs["new"])
         results["multilingual_refusals"] = multilingual_refusal_section(guards, args.limit)
         results["refusal_reading"] = refusal_reading_section(dev, new, args.limit)
         s13_rows, s13_runs = multilingual_runs(guards, args.limit, DIRECT_REQUESTS)
         results["direct_requests"] = multilingual_section(s13_rows, s13_runs)
+        results["direct_requests_by_request"] = by_request(s13_rows, s13_runs["new"])
         results["flag_sweep"] = flag_sweep_section(
             args.policy, new.policy, dev, runs["new"], s7_rows, s7_runs["new"]
         )
@@ -1636,6 +1675,8 @@ def report(results: dict[str, Any]) -> None:
                 side_by_side(results[key], ml, shared=("coverage",)),
                 paired_columns(ml, shared=("coverage",)),
             )
+        if f"{key}_by_request" in results:
+            print_by_request(int(title.split(".")[0]), results[f"{key}_by_request"])
     if "multilingual_refusals" in results:
         rf = ("precision", "recall", "f1", "flagged")
         print_table(
