@@ -817,7 +817,7 @@ def print_by_request(number: int, requests: dict[str, Any], top: int = 8) -> Non
         picked = [e for e in requests.values() if e["unsafe"] is unsafe and e["wrong"]]
         picked.sort(key=lambda e: (-len(e["wrong"]), e["text"]))
         print(
-            f"\n== {number}b. Requests {what} in the most languages (new; of {len(picked)} with any)"
+            f"\n## {number}b. Requests {what} in the most languages (new; of {len(picked)} with any)"
         )
         for e in picked[:top]:
             covered = sum(lang in ENCODER_LANGUAGES for lang in e["wrong"])
@@ -1659,24 +1659,26 @@ def report(results: dict[str, Any]) -> None:
             )
     print_issue_table(results["issue_table"])
     ml = ("recall", "fpr", "pr_auc", "said_outside")
-    for key, title in (
+    for number, key, title in (
         (
+            7,
             "multilingual_requests",
-            "7. Requests written for the project in 19 languages, never trained on (flagged = action != allow)",
+            "Requests written for the project in 19 languages, never trained on (flagged = action != allow)",
         ),
         (
+            13,
             "direct_requests",
-            "13. Short direct harmful requests naming a dangerous thing by an everyday word, and their benign twins, 19 languages, never trained on",
+            "Short direct harmful requests naming a dangerous thing by an everyday word, and their benign twins, 19 languages, never trained on",
         ),
     ):
         if key in results:
             print_table(
-                title,
+                f"{number}. {title}",
                 side_by_side(results[key], ml, shared=("coverage",)),
                 paired_columns(ml, shared=("coverage",)),
             )
         if f"{key}_by_request" in results:
-            print_by_request(int(title.split(".")[0]), results[f"{key}_by_request"])
+            print_by_request(number, results[f"{key}_by_request"])
     if "multilingual_refusals" in results:
         rf = ("precision", "recall", "f1", "flagged")
         print_table(
