@@ -14,8 +14,9 @@ only), and measures each draw through ``Guard`` with the policy:
 - CoCoNot's contrast prompts and their look-alike subset (dev split): the share flagged.
 
 Each draw gets the nearest-neighbour memory of its own training prompts; the outside head, the
-injection head and the outside memory are the shipped ones (none of the figures above reads
-them). The table gives each draw and the mean ± standard deviation over the draws; the JSON
+injection head and the outside memory are the shipped ones, the same in every draw (the outside
+head reads no covered text; the injection head's ``prompt_injection`` score can take part in a
+verdict, alike in every draw). The table gives each draw and the mean ± standard deviation over the draws; the JSON
 (default ``benchmarks/results/draws.json``) gives the figures of every draw. Texts are embedded
 once into the cache ``guardrail train`` uses; a draw then takes 2-3 minutes on two cores.
 
