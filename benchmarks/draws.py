@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _accuracy_lolo import _Embedder
+from _accuracy_lolo import CACHE_DIR
 from _accuracy_metrics import is_over_refusal, metrics
 from accuracy import (
     DEFAULT_DATA,
@@ -52,15 +52,7 @@ from accuracy import (
 from guardrail import Guard, load_policy
 from guardrail._data import Row, dedupe_rows, read_rows, split_rows
 from guardrail.classifiers.embedded import ENCODER_LANGUAGES, default_head_dir
-from guardrail.classifiers.embedded._head import save_head
-from guardrail.classifiers.embedded._memory import save_memory
-from guardrail.classifiers.embedded._train import (
-    TrainConfig,
-    fit_calibrated,
-    fit_memory,
-    recipe_rows,
-    training_rows,
-)
+from guardrail.classifiers.embedded._train import TrainConfig, train_on, training_rows
 from guardrail.errors import GuardrailError
 
 RESULTS = Path(__file__).resolve().parent / "results" / "draws.json"
@@ -138,30 +130,26 @@ def print_table(draws: dict[str, dict[str, float | None]], summary: dict[str, An
         print(f"{figure:20s}{cells}{tail:>18s}")
 
 
-def train_draw(
-    train: list[Row], seed: int, out: Path, embed: _Embedder, config: TrainConfig
-) -> Path:
-    """The main head and memory of one draw in ``out``, beside copies of the shipped others."""
-    config = replace(config, seed=seed)
-    rows = recipe_rows(train, config)
-    x = embed(rows)
-    head, _ = fit_calibrated(x, rows, config)
-    head.meta = {"draw_seed": seed, "train_rows": len(rows)}
+def train_draw(train: list[Row], seed: int, out: Path, config: TrainConfig) -> Path:
+    """One draw's main head and memory (``train_on`` without the outside and injection heads)
+    in ``out``, beside copies of the shipped others."""
     shutil.copytree(default_head_dir(), out, dirs_exist_ok=True)
-    save_head(head, out)
-    save_memory(fit_memory(x, rows, config), out)
+    draw = replace(config, seed=seed, outside_rows=0, injection_hidden=0)
+    train_on(train, out, config=draw, cache_dir=CACHE_DIR, progress=False)
     return out
 
 
-def measure(policy_name: str, head_dir: Path, coconot: list[Row], lookalike: list[Row]) -> Any:
-    """A draw's figures through ``Guard`` with the policy reading ``head_dir``."""
+def measure(
+    policy_name: str, head_dir: Path, sections: dict[str, list[Row]], flagged: dict[str, list[Row]]
+) -> Any:
+    """A draw's figures through ``Guard`` with the policy reading ``head_dir``: ``sections``'
+    (prefix: rows) and the share of each of ``flagged``'s (figure: benign rows) flagged."""
     guard = Guard(with_classifier_options(load_policy(policy_name), head_dir=str(head_dir)))
     figures: dict[str, float | None] = {}
-    for prefix, path in (("s7", MULTILINGUAL_REQUESTS), ("s13", DIRECT_REQUESTS)):
-        rows = read_rows(path)
+    for prefix, rows in sections.items():
         run = Run.of(_check(guard, [r.text for r in rows], f"{prefix} ({head_dir.name})"))
         figures |= section_figures(prefix, rows, run)
-    for name, rows in (("coconot_flagged", coconot), ("lookalike_flagged", lookalike)):
+    for name, rows in flagged.items():
         run = Run.of(_check(guard, [r.text for r in rows], f"{name} ({head_dir.name})"))
         figures[name] = float(run.pred.mean()) if rows else None
     return figures
@@ -199,15 +187,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (GuardrailError, OSError, ValueError) as e:
         fail(f"cannot read the rows: {e}")
     train, dev = split_rows(dedupe_rows([*rows, *extra]))
-    coconot = [r for r in dev if is_over_refusal(r)]
-    lookalike = [r for r in dev if is_over_refusal(r, lookalike_only=True)]
+    sections = {"s7": read_rows(MULTILINGUAL_REQUESTS), "s13": read_rows(DIRECT_REQUESTS)}
+    flagged = {
+        "coconot_flagged": [r for r in dev if is_over_refusal(r)],
+        "lookalike_flagged": [r for r in dev if is_over_refusal(r, lookalike_only=True)],
+    }
     config = TrainConfig()
-    embed = _Embedder()
     draws: dict[str, dict[str, float | None]] = {}
     with tempfile.TemporaryDirectory(prefix="guardrail-draws-") as tmp:
         for seed in args.seeds:
-            head_dir = train_draw(train, seed, Path(tmp) / f"seed{seed}", embed, config)
-            draws[f"seed {seed}"] = measure(args.policy, head_dir, coconot, lookalike)
+            head_dir = train_draw(train, seed, Path(tmp) / f"seed{seed}", config)
+            draws[f"seed {seed}"] = measure(args.policy, head_dir, sections, flagged)
     summary = summarise(draws)
     print_table(draws, summary)
     result = {

@@ -70,6 +70,7 @@ __all__ = [
     "recipe_rows",
     "seed_rows",
     "train",
+    "train_on",
     "training_rows",
 ]
 
@@ -368,7 +369,27 @@ def train(
         ConfigError: the data directory is missing or malformed.
     """
     config = config or TrainConfig()
-    train_rows = recipe_rows(split_rows(training_rows(data_dir))[0], config)
+    return train_on(
+        split_rows(training_rows(data_dir))[0],
+        out_dir,
+        config=config,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+
+
+def train_on(
+    train_split: Sequence[Row],
+    out_dir: str | Path,
+    *,
+    config: TrainConfig,
+    cache_dir: str | Path = ".cache/embeddings",
+    progress: bool = True,
+) -> Head:
+    """``train`` from a train split already in hand (``benchmarks/draws.py`` adds rows to it):
+    the main head and its memory, then the outside head unless ``config.outside_rows`` is 0 and
+    the injection head unless ``config.injection_hidden`` is 0, written into ``out_dir``."""
+    train_rows = recipe_rows(train_split, config)
     x = _embed_rows(train_rows, Path(cache_dir), progress)
     head, t = fit_calibrated(x, train_rows, config, progress=progress)
     head.meta = _metadata(train_rows, t.y, t.mask, config)
